@@ -1,0 +1,1 @@
+"""File formats: the GPTDynamics layout (read and write) and tdabench's manifest."""

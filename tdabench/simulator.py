@@ -1,0 +1,205 @@
+"""The Simulator contract: what a method receives to fit, what it is asked to predict.
+
+A simulator is any object with
+
+* ``fit(data: FitData) -> self``: learn from recorded runs;
+* ``simulate(query: Query) -> ndarray [n_runs, n_test, K]``: predict, for each query run
+  and each query test example, the metric at every recorded step, starting from the
+  observed initial value (column 0 must equal ``query.initial``).
+
+Its constructor only stores its config. What it can serve is declared as data, in
+:class:`Capabilities`, on its :class:`MethodSpec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from tdabench.data import BenchmarkMeta, ExampleSet, ModelAccess
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method can serve, declared as data and checked by the runner.
+
+    Attributes:
+        unseen_test: predicts test examples absent from fitting.
+        unseen_train: predicts runs whose batches hold training examples absent from fitting.
+        metric_trajectories: handles metrics other than loss (BLEU, ROUGE).
+        needs_checkpoints: needs the model and its checkpoints (``FitData.model``).
+        needs_text: needs the example texts.
+    """
+
+    unseen_test: bool = False
+    unseen_train: bool = False
+    metric_trajectories: bool = True
+    needs_checkpoints: bool = False
+    needs_text: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class RunBatches:
+    """The inputs of a set of runs that share T and the recorded steps: no metric values.
+
+    Attributes:
+        names: run names.
+        seeds: int64 [R].
+        batches: int64 [R, T, B], training ids of steps 1..T, ``-1`` padded.
+        lr: float64 [R, T], learning rate per step (NaN where unknown).
+        steps: int64 [K], the recorded steps; column 0 is the initial point.
+    """
+
+    names: tuple[str, ...]
+    seeds: np.ndarray
+    batches: np.ndarray
+    lr: np.ndarray
+    steps: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def transitions(self) -> np.ndarray:
+        """int64 [R, K-1, M]: training ids consumed by each transition, ``-1`` padded.
+
+        Transition ``k`` (into column ``k + 1``) uses the batches of steps
+        ``steps[k] + 1 .. steps[k + 1]``; with one value per step that is one batch.
+        """
+        cached = self.__dict__.get("_transitions")
+        if cached is not None:
+            return cached
+        R, T, B = self.batches.shape
+        steps = self.steps
+        per = np.diff(steps)  # steps per transition
+        width = int(per.max()) * B if len(per) else B
+        out = np.full((R, max(len(steps) - 1, 0), width), -1, dtype=np.int64)
+        for k in range(len(steps) - 1):  # K iterations only, vectorized over runs
+            block = self.batches[:, steps[k] : steps[k + 1], :]  # steps are 1-based rows
+            out[:, k, : block.shape[1] * B] = block.reshape(R, -1)
+        out.setflags(write=False)
+        object.__setattr__(self, "_transitions", out)
+        return out
+
+    def transition_lr(self) -> np.ndarray:
+        """float64 [R, K-1]: summed learning rate over the steps of each transition."""
+        csum = np.concatenate([np.zeros((len(self), 1)), np.nancumsum(self.lr, axis=1)], axis=1)
+        return csum[:, self.steps[1:]] - csum[:, self.steps[:-1]]
+
+
+@dataclass(frozen=True, eq=False)
+class FitData:
+    """Everything a simulator may learn from.
+
+    Attributes:
+        metric: the metric being simulated ("loss", "bleu", "rougeL", ...).
+        runs: the fit runs' inputs.
+        values: float64 [R, n_test, K], the fit runs' trajectories for ``test``.
+        validation: the validation runs' inputs, for model selection and early stopping.
+        validation_values: float64 [R_val, n_test, K].
+        train: the training examples that occur in the fit and validation runs.
+        test: the test examples being fitted (rows of ``values``).
+        meta: the benchmark's metadata.
+        seed: the seed a stochastic method must use.
+        model: model and checkpoints, only for methods that declare ``needs_checkpoints``.
+        cache_dir: where a method may cache derived data (embeddings, gradients).
+        device: torch device string requested by the user.
+    """
+
+    metric: str
+    runs: RunBatches
+    values: np.ndarray
+    validation: RunBatches
+    validation_values: np.ndarray
+    train: ExampleSet
+    test: ExampleSet
+    meta: BenchmarkMeta
+    seed: int = 0
+    model: ModelAccess | None = None
+    cache_dir: str | None = None
+    device: str = "cpu"
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """What a simulator is asked to predict: only what a user knows before training.
+
+    It never holds evaluation trajectories beyond their initial values.
+
+    Attributes:
+        metric: the metric to predict.
+        runs: the runs' inputs (batches, learning rates, recorded steps).
+        test: the test examples to predict (rows of the output).
+        initial: float64 [R, n_test], the observed value at ``runs.steps[0]``.
+        train: every training example the runs may use, with texts where known.
+        seed: the seed a stochastic method must use.
+    """
+
+    metric: str
+    runs: RunBatches
+    test: ExampleSet
+    initial: np.ndarray
+    train: ExampleSet
+    seed: int = 0
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The shape ``simulate`` must return: (runs, test examples, recorded steps)."""
+        return (len(self.runs), len(self.test), len(self.runs.steps))
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    """The contract every method implements."""
+
+    def fit(self, data: FitData) -> Simulator:
+        """Learn from the fit (and validation) runs; return ``self``."""
+        ...
+
+    def simulate(self, query: Query) -> np.ndarray:
+        """Predict float [n_runs, n_test, K], column 0 equal to ``query.initial``."""
+        ...
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """The config of a method without options."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: how to build it, its config and what it can serve.
+
+    Attributes:
+        name: unique name, as used on the command line.
+        factory: called with a config instance, returns a fresh (unfitted) simulator.
+        config_cls: a dataclass whose fields are the method's options.
+        capabilities: what it can serve.
+        summary: one line for ``tdabench list methods``.
+        origin: the plugin that registered it (filled in by the registry).
+    """
+
+    name: str
+    factory: Callable[[Any], Simulator]
+    config_cls: type = NoConfig
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    summary: str = ""
+    origin: str = ""
+
+    def make_config(self, overrides: Mapping[str, Any] | None = None) -> Any:
+        """A validated config instance from string or typed overrides."""
+        from tdabench.config import build_config
+
+        return build_config(self.config_cls, overrides or {}, method=self.name)
+
+    def create(self, config: Any | None = None) -> Simulator:
+        """A fresh simulator with this config (default config when None)."""
+        return self.factory(config if config is not None else self.make_config())
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config as a JSON-ready dict (for results and cache keys)."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}

@@ -1,0 +1,80 @@
+"""Benchmark sources: a local GPTDynamics copy, and any directory given by path.
+
+This module is itself a plugin (entry point ``gptdynamics``), registered like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tdabench.data import Benchmark
+from tdabench.errors import DataError, TDABenchError, UnknownNameError
+from tdabench.formats.gptdynamics_load import load_benchmarks
+from tdabench.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from tdabench.context import Context
+
+
+@dataclass(frozen=True)
+class BenchmarkRef:
+    """A benchmark that can be loaded: cheap to list, loaded on demand.
+
+    Attributes:
+        id: e.g. ``gptdynamics/ft/pythia-410m/rte``.
+        description: one line for ``tdabench list benchmarks``.
+        load: returns the :class:`Benchmark`.
+        origin: the plugin that provided it (set by the registry).
+        default: part of the default slice that ``tdabench run`` uses with no ``--benchmark``.
+    """
+
+    id: str
+    description: str
+    load: Callable[[], Benchmark]
+    origin: str = ""
+    default: bool = False
+
+
+def refs_from_dir(path: Path, *, progress: bool = False) -> list[BenchmarkRef]:
+    """Load every benchmark under ``path`` and wrap each as a ref."""
+    benches = load_benchmarks(path, progress=progress)
+    return [BenchmarkRef(b.id, b.meta.description or str(path), (lambda b=b: b)) for b in benches]
+
+
+@hookimpl
+def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
+    """The benchmarks of the local GPTDynamics copy at ``context.data_dir``, if set."""
+    if context.data_dir is None:
+        return []
+    if not context.data_dir.is_dir():
+        raise DataError(context.data_dir, "GPTDynamics directory not found (--data-dir / TDABENCH_GPTDYNAMICS)")
+    return refs_from_dir(context.data_dir, progress=True)
+
+
+def resolve_benchmarks(context: Context, names: list[str]) -> list[BenchmarkRef]:
+    """Refs for ``names``: registered ids, or paths to directories in the GPTDynamics layout.
+
+    With no names, the registered default slice.
+    """
+    if not names:
+        refs = [r for r in context.registry.benchmarks(context).values() if r.default]
+        if not refs:
+            raise TDABenchError("no default benchmark is registered: pass --benchmark ID or DIR (see `tdabench list benchmarks`)")
+        return refs
+    known: dict[str, BenchmarkRef] | None = None
+    out: list[BenchmarkRef] = []
+    for name in names:
+        path = Path(name)
+        if path.exists() or "/" in name and name.startswith((".", "/", "~")):
+            out.extend(refs_from_dir(path.expanduser(), progress=True))
+            continue
+        if known is None:
+            known = context.registry.benchmarks(context)
+        matches = [r for bid, r in known.items() if bid == name or bid.startswith(name.rstrip("/") + "/")]
+        if not matches:
+            raise UnknownNameError("benchmark", name, list(known))
+        out.extend(matches)
+    return out
