@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="benchmark id (or id prefix) or a directory in the GPTDynamics layout; default: the built-in default slice")
     run.add_argument("--method", action="append", default=[], metavar="NAME[:key=value,...]",
                      help="method with optional config overrides; default: every registered method")
-    run.add_argument("--split", action="append", default=[], choices=SPLITS, help="split (default: all)")
+    run.add_argument("--split", action="append", default=[], metavar="NAME", help=f"split: {', '.join(SPLITS)} (default: all)")
     run.add_argument("--metric", action="append", default=[], metavar="NAME",
                      help="trajectory metric: loss (default), bleu, rougeL, ... or 'all'")
     run.add_argument("--out", default="results", metavar="DIR", help="results directory (default: ./results)")
@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _context(args: argparse.Namespace) -> Context:
-    return Context.create(data_dir=args.data_dir, plugins=args.plugins, device=args.device, seed=args.seed)
+    return Context.create(
+        data_dir=args.data_dir, plugins=args.plugins, device=args.device, seed=args.seed,
+        progress=not getattr(args, "no_progress", False),
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -72,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         splits=tuple(dict.fromkeys(args.split)) or SPLITS,
         metrics=tuple(dict.fromkeys(args.metric)) or ("loss",),
         force=args.force,
-        progress=not args.no_progress,
+        progress=ctx.progress,
     )
     results = execute(ctx, plan)
     if args.json:

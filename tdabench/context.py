@@ -22,6 +22,7 @@ class Context:
         cache_dir: where methods cache derived data (embeddings, gradients).
         device: torch device for methods that use torch.
         seed: the seed passed to every simulator.
+        progress: show progress bars (on a terminal).
         registry: methods and benchmark sources, filled from plugins.
     """
 
@@ -29,6 +30,7 @@ class Context:
     cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("TDABENCH_CACHE", Path.home() / ".cache" / "tdabench")))
     device: str = "cpu"
     seed: int = 0
+    progress: bool = True
     registry: Registry = field(default_factory=Registry)
 
     @classmethod

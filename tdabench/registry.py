@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from tdabench import hookspecs
-from tdabench.errors import PluginError, UnknownNameError
+from tdabench.errors import PluginError, TDABenchError, UnknownNameError
 from tdabench.simulator import MethodSpec
 
 if TYPE_CHECKING:
@@ -75,7 +75,8 @@ class Registry:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin_name!r}: {exc} (a typo in a tdabench_* hook name?)") from None
+            name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(f"plugin {name!r}: {exc} (a typo in a tdabench_* hook name?)") from None
 
     def register(self, plugin: object, name: str, origin: str = "") -> None:
         """Register one plugin object; a hook with a bad signature is reported and skipped."""
@@ -101,6 +102,8 @@ class Registry:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
                 result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except TDABenchError:
+                raise  # the user's input is at fault (say, a missing data dir), not the plugin
             except Exception as exc:
                 self._fail(impl.plugin_name, self.origins.get(impl.plugin_name, ""), f"{hook} raised {type(exc).__name__}: {exc}")
                 continue

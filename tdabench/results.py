@@ -42,6 +42,8 @@ class CellResult:
             "failed" (``error`` holds the message).
         method: display name; ``method_name`` is the registered name, ``config`` its options.
         key: hash of everything that determines the result; equal keys mean reusable.
+        fit_info: what the method chose while fitting (e.g. a regularization strength), from
+            its optional ``fit_info()`` method.
     """
 
     status: str
@@ -64,6 +66,7 @@ class CellResult:
     n_runs: int = 0
     n_test: int = 0
     predictions: str | None = None
+    fit_info: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

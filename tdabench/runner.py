@@ -7,6 +7,7 @@ key is reused unless ``force``; a failing method is recorded and the run goes on
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,12 +78,12 @@ class RunPlan:
 def execute(context: Context, plan: RunPlan) -> list[CellResult]:
     """Run every cell of ``plan``; return the results (reused, new, n/a and failed)."""
     results: list[CellResult] = []
-    with tqdm(total=len(plan.benchmarks), desc="benchmarks", unit="bench", disable=not plan.progress or len(plan.benchmarks) < 2) as outer:
+    with tqdm(total=len(plan.benchmarks), desc="benchmarks", unit="bench", disable=None if plan.progress and len(plan.benchmarks) > 1 else True) as outer:
         for ref in plan.benchmarks:
             bench = ref.load()
             metrics = bench.metrics if plan.metrics == ("all",) else plan.metrics
             n_cells = len(metrics) * len(plan.methods) * len(plan.splits)
-            with tqdm(total=n_cells, desc=bench.id, unit="cell", disable=not plan.progress, leave=False) as bar:
+            with tqdm(total=n_cells, desc=bench.id, unit="cell", disable=None if plan.progress else True, leave=False) as bar:
                 for metric in metrics:
                     for choice in plan.methods:
                         results += _method_cells(context, plan, bench, metric, choice, bar)
@@ -140,8 +141,10 @@ def _method_cells(context: Context, plan: RunPlan, bench: Benchmark, metric: str
             cell.status, cell.error = "failed", _describe(exc, "fit")
             done.append(_finish(plan.out, cell, None, bar))
         return done
+    info = _fit_info(sim)
     for split, cell in todo.items():
         cell.fit_s = round(fit_m.seconds, 4)
+        cell.fit_info = info
         view = split_view(bench, split, metric, seed=context.seed)
         try:
             with Measure() as sim_m:
@@ -157,6 +160,25 @@ def _method_cells(context: Context, plan: RunPlan, bench: Benchmark, metric: str
             cell.status, cell.error = "failed", _describe(exc, "simulate")
             done.append(_finish(plan.out, cell, None, bar))
     return done
+
+
+def _fit_info(sim: object) -> dict[str, Any]:
+    """The simulator's optional ``fit_info()``, made JSON-safe; never fails the cell."""
+    getter = getattr(sim, "fit_info", None)
+    if getter is None:
+        return {}
+    try:
+        return json.loads(json.dumps(getter(), default=_jsonable))
+    except Exception as exc:  # reporting must not turn a good fit into a failure
+        return {"fit_info_error": f"{type(exc).__name__}: {exc}"}
+
+
+def _jsonable(x: object) -> object:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
 
 
 def _validated(pred: object, shape: tuple[int, int, int], initial: np.ndarray) -> np.ndarray:

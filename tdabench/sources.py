@@ -51,7 +51,7 @@ def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
         return []
     if not context.data_dir.is_dir():
         raise DataError(context.data_dir, "GPTDynamics directory not found (--data-dir / TDABENCH_GPTDYNAMICS)")
-    return refs_from_dir(context.data_dir, progress=True)
+    return refs_from_dir(context.data_dir, progress=context.progress)
 
 
 def resolve_benchmarks(context: Context, names: list[str]) -> list[BenchmarkRef]:
@@ -69,7 +69,7 @@ def resolve_benchmarks(context: Context, names: list[str]) -> list[BenchmarkRef]
     for name in names:
         path = Path(name)
         if path.exists() or "/" in name and name.startswith((".", "/", "~")):
-            out.extend(refs_from_dir(path.expanduser(), progress=True))
+            out.extend(refs_from_dir(path.expanduser(), progress=context.progress))
             continue
         if known is None:
             known = context.registry.benchmarks(context)

@@ -28,7 +28,7 @@ HELDOUT_SEED = 2404_07840  # the GPTfluence arXiv number: fixed, documented, arb
 def split_counts(n_runs: int) -> tuple[int, int, int]:
     """(fit, validation, evaluation) run counts; 32 runs give the published (25, 2, 5)."""
     if n_runs < 2:
-        raise TDABenchError(f"a benchmark needs at least 2 runs (1 fit, 1 evaluation), got {n_runs}")
+        return n_runs, 0, 0  # loadable (a single run dir), but nothing to evaluate on
     n_eval = min(5, max(1, round(n_runs * 5 / 32)))
     n_val = 0 if n_runs < 4 else min(2, max(1, round(n_runs * 2 / 32)))
     return n_runs - n_eval - n_val, n_val, n_eval
@@ -89,8 +89,8 @@ def check_split(split: SplitSpec, runs: Sequence[Run], test_ids: np.ndarray, whe
             raise TDABenchError(f"{where}: split names run {n!r}, which is not in the benchmark")
     if len(set(listed)) != len(listed):
         raise TDABenchError(f"{where}: split lists a run in more than one group")
-    if not split.fit_runs or not split.eval_runs:
-        raise TDABenchError(f"{where}: split needs at least one fit run and one evaluation run")
+    if not split.fit_runs:
+        raise TDABenchError(f"{where}: split needs at least one fit run")
     bad = np.setdiff1d(np.asarray(split.heldout_test_ids, dtype=np.int64), test_ids)
     if len(bad):
         raise TDABenchError(f"{where}: split withholds test id {int(bad[0])}, which is not in the benchmark")

@@ -106,6 +106,8 @@ def not_applicable(bench: Benchmark, split: str, metric: str, caps: Capabilities
     """Why a method with ``caps`` cannot be scored on this cell, or None if it can."""
     runs, tests = split_parts(bench, split)
     if not runs:
+        if split in ("seen", "unseen-test"):
+            return "the benchmark has no evaluation runs (it needs at least 2 runs)"
         return "the benchmark has no evaluation runs on unseen training examples"
     if len(tests) == 0:
         return "the benchmark withholds no test examples"

@@ -37,7 +37,12 @@ def load_benchmarks(path: Path, *, progress: bool = False) -> list[Benchmark]:
     run_dirs = find_run_dirs(path)
     if not run_dirs:
         raise DataError(path, f"no run directories found (expected runs/<task>/<run>/{BATCHES_FILE})")
-    raws = [read_run(d, seed_fallback=i) for i, d in enumerate(tqdm(run_dirs, desc="reading runs", disable=not progress, leave=False))]
+    raws: list[RawRun] = []
+    # A context manager closes the bar before an error propagates, so the error stays one line.
+    with tqdm(total=len(run_dirs), desc="reading runs", unit="run", disable=None if progress else True, leave=False) as bar:
+        for i, d in enumerate(run_dirs):
+            raws.append(read_run(d, seed_fallback=i))
+            bar.update(1)
     manifest = read_manifest(path)
     groups: dict[tuple, list[RawRun]] = defaultdict(list)
     for raw in raws:

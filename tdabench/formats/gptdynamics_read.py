@@ -12,6 +12,7 @@ Every problem is a :class:`DataError` naming the file, line and field.
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,10 +107,11 @@ def read_trajectories(path: Path, n_steps: int) -> tuple[np.ndarray, np.ndarray,
         lines.append(lineno)
     if not ids:
         raise DataError(path, "no test examples")
-    first = all_steps[0]
+    # The most common step list is the reference, so the odd line out is the one blamed.
+    first = list(Counter(map(tuple, all_steps)).most_common(1)[0][0])
     for steps, line in zip(all_steps, lines):
         if steps != first:
-            raise DataError(path, f"trajectory has {len(steps)} steps, the first line has {len(first)}", line=line, field="loss_trajectory")
+            raise DataError(path, f"trajectory has {len(steps)} steps, other lines have {len(first)}", line=line, field="loss_trajectory")
     steps_arr = np.asarray(first, dtype=np.int64)
     _check_trajectory_steps(path, steps_arr, n_steps, lines[0])
     try:

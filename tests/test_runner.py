@@ -1,0 +1,266 @@
+"""The runner: cells, n/a, failures, reuse, resumption, and that nothing leaks from evaluation runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tdabench.cli import main
+from tdabench.context import Context
+from tdabench.data import SPLITS, Benchmark, Trajectory
+from tdabench.hookspecs import hookimpl
+from tdabench.results import read_results
+from tdabench.runner import RunPlan, choose_methods, execute
+from tdabench.simulator import Capabilities, FitData, MethodSpec, Query
+from tdabench.sources import BenchmarkRef
+from tdabench.synthetic import SyntheticTruth
+from tdabench.views import seen_test_ids
+
+PLUGIN = textwrap.dedent(
+    '''
+    import numpy as np
+    from tdabench.hookspecs import hookimpl
+    from tdabench.simulator import Capabilities, MethodSpec
+
+    class _Base:
+        def __init__(self, config):
+            self.config = config
+        def fit(self, data):
+            return self
+
+    class Boom(_Base):
+        def simulate(self, query):
+            raise RuntimeError("boom in simulate")
+
+    class FitBoom(_Base):
+        def fit(self, data):
+            raise ValueError("cannot fit")
+
+    class NaNs(_Base):
+        def simulate(self, query):
+            out = np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
+            out[0, 0, 1] = np.nan
+            return out
+
+    class Shape(_Base):
+        def simulate(self, query):
+            return np.zeros(query.shape[1:])
+
+    class Drift(_Base):
+        def simulate(self, query):
+            return np.repeat(query.initial[:, :, None], query.shape[2], axis=2) + 1.0
+
+    class Interrupt(_Base):
+        def simulate(self, query):
+            if query.metric == "loss" and len(query.test) < 10:  # the withheld-test splits
+                raise KeyboardInterrupt
+            return np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
+
+    @hookimpl
+    def tdabench_methods():
+        caps = Capabilities(unseen_test=True, unseen_train=True)
+        return [MethodSpec(n, c, capabilities=caps) for n, c in
+                [("boom", Boom), ("fit-boom", FitBoom), ("nans", NaNs), ("shape", Shape), ("drift", Drift), ("interrupt", Interrupt)]]
+    '''
+)
+
+
+@pytest.fixture
+def bad_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "bad_methods.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "bad_methods"
+    sys.modules.pop("bad_methods", None)
+
+
+def _expected_baselines(bench: Benchmark, split: str) -> dict[str, float]:
+    """mse_all_steps of the baselines computed straight from the arrays."""
+    from tdabench.views import split_parts
+
+    names, tests = split_parts(bench, split)
+    rows = bench.test.positions(tests)
+    truth = np.stack([bench.run(n).trajectories["loss"].values[rows] for n in names])
+    seen_rows = bench.test.positions(seen_test_ids(bench))
+    fit = np.stack([bench.run(n).trajectories["loss"].values[seen_rows] for n in bench.split.fit_runs])
+    delta = (fit - fit[:, :, :1]).mean(0)  # [n_seen, K]
+    if split in ("unseen-test", "unseen-both"):
+        delta = np.broadcast_to(delta.mean(0), (len(tests), delta.shape[1]))
+    const = truth[:, :, :1]
+    mean_traj = truth[:, :, :1] + delta[None]
+    return {
+        "constant": float(((const - truth)[:, :, 1:] ** 2).mean()),
+        "mean-trajectory": float(((mean_traj - truth)[:, :, 1:] ** 2).mean()),
+    }
+
+
+def test_baselines_on_every_split_match_direct_computation(synthetic_dir: Path, synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--benchmark", str(synthetic_dir), "--out", str(tmp_path / "res"), "--json", "--no-progress"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "tdabench.run/1"
+    got = {(r["method"], r["split"]): r for r in doc["results"]}
+    assert {s for _, s in got} == set(SPLITS)
+    for split in SPLITS:
+        expected = _expected_baselines(synthetic[0], split)
+        for method, mse in expected.items():
+            r = got[(method, split)]
+            assert r["status"] == "ok"
+            assert r["metrics"]["mse_all_steps"]["mean"] == pytest.approx(mse, rel=1e-9)
+            assert set(r["metrics"]) == set(doc["metric_keys"])
+            assert r["provenance"]["versions"]["numpy"] == np.__version__
+            assert r["data_hash"] == synthetic[0].content_hash
+    gap = got[("constant", "unseen-test")]["generalization_gap"]["mse_all_steps"]
+    assert gap == pytest.approx(got[("constant", "unseen-test")]["metrics"]["mse_all_steps"]["mean"] - got[("constant", "seen")]["metrics"]["mse_all_steps"]["mean"])
+    # The mean-trajectory baseline uses the dynamics, so it beats holding the value.
+    assert got[("mean-trajectory", "seen")]["metrics"]["mse_all_steps"]["mean"] < got[("constant", "seen")]["metrics"]["mse_all_steps"]["mean"]
+
+
+def test_table_output(synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--benchmark", str(synthetic_dir), "--out", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out
+    for word in ("mse_all_steps", "spearman_final", "constant", "mean-trajectory", "unseen-train", "unseen-test", "seen"):
+        assert word in out
+
+
+class _Spy:
+    """Records what it is given; predicts by replaying the mean delta (uses fit data only)."""
+
+    seen: list[object] = []
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+
+    def fit(self, data: FitData) -> _Spy:
+        _Spy.seen.append(data)
+        self.delta_ = (data.values - data.values[:, :, :1]).mean((0, 1))
+        return self
+
+    def simulate(self, query: Query) -> np.ndarray:
+        _Spy.seen.append(query)
+        return query.initial[:, :, None] + self.delta_[None, None, :]
+
+
+def _spy_context() -> Context:
+    ctx = Context.create(progress=False)
+    ns = SimpleNamespace(tdabench_methods=hookimpl(lambda: [MethodSpec("spy", _Spy, capabilities=Capabilities(unseen_test=True, unseen_train=True))]))
+    ctx.registry.register(ns, "spy-plugin")
+    return ctx
+
+
+def _corrupt_eval(bench: Benchmark) -> Benchmark:
+    """The same benchmark with every evaluation trajectory after the initial point replaced by noise."""
+    rng = np.random.default_rng(5)
+    eval_names = set(bench.split.eval_runs) | set(bench.split.unseen_train_runs)
+    runs = []
+    for r in bench.runs:
+        if r.name in eval_names:
+            traj = {}
+            for m, tr in r.trajectories.items():
+                v = tr.values.copy()
+                v[:, 1:] = rng.normal(size=v[:, 1:].shape)
+                traj[m] = Trajectory(tr.steps, v)
+            r = dataclasses.replace(r, trajectories=traj)
+        runs.append(r)
+    return dataclasses.replace(bench, runs=tuple(runs))
+
+
+def test_nothing_leaks_from_evaluation_runs(synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path) -> None:
+    bench = synthetic[0]
+    ctx = _spy_context()
+    preds = {}
+    for tag, b in (("clean", bench), ("corrupt", _corrupt_eval(bench))):
+        ref = BenchmarkRef(b.id, "", lambda b=b: b)
+        plan = RunPlan((ref,), tuple(choose_methods(ctx, [])), tmp_path / tag, progress=False)
+        results = execute(ctx, plan)
+        assert all(r.status == "ok" for r in results)
+        preds[tag] = {(r.method, r.split): np.load(tmp_path / tag / "synthetic__ft__simfluence__toy" / "loss" / r.split / f"{r.method}.npz")["pred"] for r in results}
+    # Every registered method predicts the same whatever the evaluation runs hold after step 0.
+    for key, p in preds["clean"].items():
+        np.testing.assert_array_equal(p, preds["corrupt"][key], err_msg=str(key))
+    fits = [d for d in _Spy.seen if isinstance(d, FitData)]
+    queries = [q for q in _Spy.seen if isinstance(q, Query)]
+    heldout = set(bench.split.heldout_test_ids)
+    for data in fits:
+        assert set(data.runs.names) == set(bench.split.fit_runs)
+        assert set(data.validation.names) == set(bench.split.validation_runs)
+        assert not heldout & set(data.test.ids.tolist())
+    for q in queries:
+        assert not set(q.runs.names) & set(bench.split.fit_runs)
+        assert {f.name for f in dataclasses.fields(q)} == {"metric", "runs", "test", "initial", "train", "seed"}
+        assert q.initial.shape == q.shape[:2]
+
+
+def test_failures_are_recorded_and_the_run_goes_on(synthetic_dir: Path, tmp_path: Path, bad_plugin: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "res"
+    argv = ["run", "--benchmark", str(synthetic_dir), "--out", str(out), "-p", bad_plugin, "--no-progress", "--split", "seen"]
+    for m in ("boom", "fit-boom", "nans", "shape", "drift", "constant"):
+        argv += ["--method", m]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "5 cell(s) failed" in err
+    results = {r.method: r for r in read_results(out)}
+    assert results["constant"].status == "ok"
+    assert results["boom"].error.startswith("simulate: RuntimeError: boom in simulate (at bad_methods.py:")
+    assert results["fit-boom"].error.startswith("fit: ValueError: cannot fit")
+    assert "NaN or infinite" in results["nans"].error
+    assert "returned shape" in results["shape"].error
+    assert "query.initial" in results["drift"].error
+    assert all(not r.metrics for m, r in results.items() if m != "constant")
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_results_are_reused_and_force_recomputes(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    argv = ["run", "--benchmark", str(synthetic_dir), "--out", str(out), "--no-progress", "--method", "constant"]
+    assert main(argv) == 0
+    files = sorted(out.rglob("*.json"))
+    stamps = [os.stat(f).st_mtime_ns for f in files]
+    assert main(argv) == 0
+    assert [os.stat(f).st_mtime_ns for f in files] == stamps
+    assert main([*argv, "--force"]) == 0
+    assert all(os.stat(f).st_mtime_ns != s for f, s in zip(files, stamps))
+
+
+def test_interrupted_run_resumes_where_it_stopped(synthetic_dir: Path, tmp_path: Path, bad_plugin: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "res"
+    argv = ["run", "--benchmark", str(synthetic_dir), "--out", str(out), "-p", bad_plugin, "--no-progress", "--method", "interrupt"]
+    assert main(argv) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+    done = {r.split for r in read_results(out)}
+    assert done == {"seen", "unseen-train"}  # saved before the interruption
+    stamps = {f: os.stat(f).st_mtime_ns for f in out.rglob("*.json")}
+    assert main(argv) == 130  # the same cell interrupts again, but the finished ones are reused
+    assert {f: os.stat(f).st_mtime_ns for f in stamps} == stamps
+
+
+def test_capabilities_give_reasoned_na(synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path) -> None:
+    ctx = Context.create(progress=False)
+    limited = MethodSpec("limited", _Spy, capabilities=Capabilities(unseen_test=False, unseen_train=False, metric_trajectories=False, needs_checkpoints=False))
+    ns = SimpleNamespace(tdabench_methods=hookimpl(lambda: [limited]))
+    ctx.registry.register(ns, "limited-plugin")
+    bench = synthetic[0]
+    plan = RunPlan((BenchmarkRef(bench.id, "", lambda: bench),), tuple(choose_methods(ctx, ["limited"])), tmp_path, metrics=("loss", "bleu", "rouge9"), progress=False)
+    res = {(r.metric, r.split): r for r in execute(ctx, plan)}
+    assert res[("loss", "seen")].status == "ok"
+    assert res[("loss", "unseen-test")].reason == "the method cannot predict test examples it was not fitted on"
+    assert res[("loss", "unseen-train")].reason == "the method cannot use training examples it was not fitted on"
+    assert res[("bleu", "seen")].reason == "the method handles loss trajectories only, not bleu"
+    assert res[("rouge9", "seen")].reason == "the benchmark records no 'rouge9' trajectories"
+    assert all(r.status == "n/a" and not r.metrics for k, r in res.items() if k != ("loss", "seen"))
+
+
+def test_single_run_directory_is_reported_not_crashed(synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = next((synthetic_dir / "runs" / "toy").iterdir())
+    assert main(["run", "--benchmark", str(run_dir), "--out", str(tmp_path / "r"), "--method", "constant", "--json", "--no-progress"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {r["status"] for r in doc["results"]} == {"n/a"}
+    assert "no evaluation runs" in doc["results"][0]["reason"]
+
