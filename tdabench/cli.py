@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="benchmark id (or id prefix) or a directory in the GPTDynamics layout; default: the built-in default slice")
     run.add_argument("--method", action="append", default=[], metavar="NAME[:key=value,...]",
                      help="method with optional config overrides; default: every registered method")
+    run.add_argument("--config", metavar="FILE", help="methods and their options from a TOML or YAML file (docs/writing-a-method.md)")
     run.add_argument("--split", action="append", default=[], metavar="NAME", help=f"split: {', '.join(SPLITS)} (default: all)")
     run.add_argument("--metric", action="append", default=[], metavar="NAME",
                      help="trajectory metric: loss (default), bleu, rougeL, ... or 'all'")
@@ -70,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctx = _context(args)
     plan = RunPlan(
         benchmarks=tuple(resolve_benchmarks(ctx, args.benchmark)),
-        methods=tuple(choose_methods(ctx, args.method)),
+        methods=tuple(choose_methods(ctx, args.method, args.config)),
         out=Path(args.out),
         splits=tuple(dict.fromkeys(args.split)) or SPLITS,
         metrics=tuple(dict.fromkeys(args.metric)) or ("loss",),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tdabench.errors import ConfigError
@@ -110,3 +111,50 @@ def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:
             help_text += f" (one of: {', '.join(map(str, f.metadata['choices']))})"
         rows.append((f.name, getattr(hints[f.name], "__name__", str(hints[f.name])), f.default, help_text))
     return rows
+
+
+def read_method_file(path: str | Path) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """Methods from a TOML or YAML file: ``(name, label or None, options)`` per entry.
+
+    The file holds a list ``methods``; each entry has ``name``, an optional ``label`` (the
+    display name, so one method can appear under several configs) and its options::
+
+        [[methods]]
+        name = "gptfluence"
+        label = "gptfluence-concat"
+        form = "concat"
+    """
+    from tdabench.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "config file not found")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise DataError(path, f"malformed YAML ({getattr(exc, 'problem', exc)})", line=mark.line + 1 if mark else None) from None
+    elif path.suffix.lower() == ".toml":
+        import tomllib
+
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise DataError(path, f"malformed TOML ({exc})") from None
+    else:
+        raise DataError(path, "config files must end in .toml, .yaml or .yml")
+    entries = doc.get("methods") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise DataError(path, "expected a non-empty list of method entries", field="methods")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise DataError(path, f"entry {i + 1} needs a string 'name'", field="methods")
+        options = {k: v for k, v in entry.items() if k not in ("name", "label")}
+        label = entry.get("label")
+        out.append((entry["name"], str(label) if label is not None else None, options))
+    return out

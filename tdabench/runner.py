@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from tdabench.config import parse_method_arg
+from tdabench.config import parse_method_arg, read_method_file
 from tdabench.context import Context
 from tdabench.data import SPLITS, Benchmark
 from tdabench.errors import ConfigError, TDABenchError
@@ -38,17 +38,23 @@ class MethodChoice:
     config: Any
 
 
-def choose_methods(context: Context, args: Sequence[str]) -> list[MethodChoice]:
-    """Parse ``--method NAME[:key=value,...]`` values; none means every registered method."""
-    if not args:
+def choose_methods(context: Context, args: Sequence[str], config_file: str | Path | None = None) -> list[MethodChoice]:
+    """Methods from ``--method NAME[:key=value,...]`` values and a ``--config`` file.
+
+    With neither, every registered method under its default config. Display names must be
+    distinct: the same method under two configs gets ``NAME:key=value`` or its file label.
+    """
+    entries: list[tuple[str, str | None, dict[str, Any]]] = [(n, None, ov) for n, ov in map(parse_method_arg, args)]
+    if config_file is not None:
+        entries += read_method_file(config_file)
+    if not entries:
         return [MethodChoice(name, spec, spec.make_config()) for name, spec in sorted(context.registry.methods().items())]
     out: list[MethodChoice] = []
-    for arg in args:
-        name, overrides = parse_method_arg(arg)
+    for name, label, overrides in entries:
         spec = context.registry.method(name)
-        display = name + (":" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) if overrides else "")
+        display = label or name + (":" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) if overrides else "")
         if any(c.display == display for c in out):
-            raise ConfigError(f"--method {arg!r} is given twice")
+            raise ConfigError(f"method {display!r} is given twice; give one a different label or options")
         out.append(MethodChoice(display, spec, spec.make_config(overrides)))
     return out
 
