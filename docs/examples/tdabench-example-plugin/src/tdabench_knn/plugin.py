@@ -1,0 +1,21 @@
+"""The plugin module named by the ``tdabench`` entry point."""
+
+from __future__ import annotations
+
+from tdabench.hookspecs import hookimpl
+from tdabench.simulator import Capabilities, MethodSpec
+from tdabench_knn.simulator import KNNConfig, KNNSimulator
+
+
+@hookimpl
+def tdabench_methods() -> list[MethodSpec]:
+    """Register ``knn``."""
+    return [
+        MethodSpec(
+            name="knn",
+            factory=KNNSimulator,
+            config_cls=KNNConfig,
+            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True),
+            summary="additive simulator from averaged observed changes, nearest neighbours for unseen examples",
+        )
+    ]
