@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ class RunPlan:
     metrics: tuple[str, ...] = ("loss",)
     force: bool = False
     progress: bool = True
-    results: list[CellResult] = field(default_factory=list, compare=False)
 
     def __post_init__(self) -> None:
         for s in self.splits:

@@ -41,8 +41,7 @@ def run_batches(bench: Benchmark, names: tuple[str, ...], metric: str) -> RunBat
     batches = np.full((len(runs), runs[0].n_steps, width), -1, dtype=np.int64)
     for i, r in enumerate(runs):
         batches[i, :, : r.batches.shape[1]] = r.batches
-    for arr in (batches,):
-        arr.setflags(write=False)
+    batches.setflags(write=False)
     return RunBatches(
         names=tuple(names),
         seeds=np.array([r.seed for r in runs], dtype=np.int64),
