@@ -17,6 +17,8 @@ from tdabench.config import describe_options
 from tdabench.context import Context
 from tdabench.data import SPLITS
 from tdabench.errors import TDABenchError
+from tdabench.executors import make_executor
+from tdabench.leaderboard.cli import add_parser as add_leaderboard_parser, cmd_leaderboard
 from tdabench.metrics import describe_metrics
 from tdabench.report import results_document, results_table
 from tdabench.runner import RunPlan, choose_methods, execute
@@ -50,12 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", metavar="DIR", help="results directory (default: ./results)")
     run.add_argument("--force", action="store_true", help="recompute cells whose results already exist")
     run.add_argument("--json", action="store_true", help="write machine-readable results to stdout")
+    run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N units at once in local processes (default: 1)")
+    run.add_argument("--executor", default="local", metavar="local|ray", help="where units run (default: local)")
+    run.add_argument("--ray-address", metavar="ADDR", help="address of an existing Ray cluster (default: start a local one)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     lst = sub.add_parser("list", help="list methods, benchmarks, metrics or splits")
     _common(lst)
     lst.add_argument("what", nargs="?", default="methods", choices=("methods", "benchmarks", "metrics", "splits"))
     lst.add_argument("-v", "--verbose", action="store_true", help="show each method's options")
+    add_leaderboard_parser(sub)
     return parser
 
 
@@ -78,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=ctx.progress,
     )
-    results = execute(ctx, plan)
+    results = execute(ctx, plan, make_executor(args.executor, args.jobs, args.ray_address))
     if args.json:
         json.dump(results_document(results), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -121,7 +127,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tdabench`` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "list": cmd_list}
+    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard}
     try:
         return handlers[args.command](args)
     except TDABenchError as exc:

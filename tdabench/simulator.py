@@ -42,6 +42,21 @@ class Capabilities:
     needs_text: bool = False
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one unit of a method needs from an executor (Ray schedules by it).
+
+    Attributes:
+        cpus: CPU cores.
+        gpus: GPUs (fractions allowed).
+        memory_mb: memory to reserve, or None for no reservation.
+    """
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_mb: int | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class RunBatches:
     """The inputs of a set of runs that share T and the recorded steps: no metric values.
@@ -180,6 +195,7 @@ class MethodSpec:
         capabilities: what it can serve.
         summary: one line for ``tdabench list methods``.
         origin: the plugin that registered it (filled in by the registry).
+        resources: what one unit of the method needs (cores, GPUs, memory).
     """
 
     name: str
@@ -188,6 +204,7 @@ class MethodSpec:
     capabilities: Capabilities = field(default_factory=Capabilities)
     summary: str = ""
     origin: str = ""
+    resources: Resources = field(default_factory=Resources)
 
     def make_config(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """A validated config instance from string or typed overrides."""

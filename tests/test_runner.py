@@ -180,8 +180,10 @@ def test_nothing_leaks_from_evaluation_runs(synthetic: tuple[Benchmark, Syntheti
         ref = BenchmarkRef(b.id, "", lambda b=b: b)
         plan = RunPlan((ref,), tuple(choose_methods(ctx, [])), tmp_path / tag, progress=False)
         results = execute(ctx, plan)
-        assert all(r.status == "ok" for r in results)
-        preds[tag] = {(r.method, r.split): np.load(tmp_path / tag / "synthetic__ft__simfluence__toy" / "loss" / r.split / f"{r.method}.npz")["pred"] for r in results}
+        assert {r.status for r in results} <= {"ok", "n/a"}, [r.error for r in results if r.status == "failed"]
+        ok = [r for r in results if r.status == "ok"]
+        assert {r.method for r in ok} >= {"spy", "constant", "mean-trajectory"}
+        preds[tag] = {(r.method, r.split): np.load(tmp_path / tag / "synthetic__ft__simfluence__toy" / "loss" / r.split / f"{r.method}.npz")["pred"] for r in ok}
     # Every registered method predicts the same whatever the evaluation runs hold after step 0.
     for key, p in preds["clean"].items():
         np.testing.assert_array_equal(p, preds["corrupt"][key], err_msg=str(key))

@@ -1,0 +1,195 @@
+"""Assemble a leaderboard from result files, write it, and check a written one.
+
+Everything printed comes from the result files (and, for plots, the benchmarks' true
+trajectories). Output is deterministic: the only line that changes between two
+regenerations from the same results is the one that starts "Generated on" (the date, and
+the generating machine and tdabench revision).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tdabench import __version__
+from tdabench.formats.jsonl import atomic_write_text
+from tdabench.leaderboard.aggregate import RANK_METRIC, MeanRank, Table, build_tables, mean_ranks
+from tdabench.leaderboard.collect import Collection, collect, model_size
+from tdabench.leaderboard.published import Ordering, orderings
+from tdabench.leaderboard.samples import Samples, TruthSource, sample_trajectories
+from tdabench.results import _cpu_count, git_revision
+
+#: Matches the one line per output file that may differ between regenerations.
+VOLATILE = re.compile(r"[Gg]enerated[ _]on")
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a leaderboard comes from.
+
+    Attributes:
+        command: the exact ``tdabench leaderboard`` command.
+        generated: the volatile line: date, generating tdabench version and git revision, machine.
+        versions, gits, machines, commands: distinct values in the results' provenance.
+        data_hashes: benchmark -> the data hashes its results name.
+    """
+
+    command: str
+    generated: str
+    n_files: int
+    digest: str
+    versions: tuple[str, ...]
+    gits: tuple[str, ...]
+    machines: tuple[str, ...]
+    commands: tuple[str, ...]
+    created: tuple[str, str] | None
+    data_hashes: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Everything the renderers show.
+
+    Attributes:
+        ranks: scope (``all`` or a group) -> metric -> mean ranks.
+        samples: (benchmark, metric) -> sample trajectories of one split.
+        sizes: group -> method -> (model size, mse) points (loss, seen split).
+        size_notes: group -> why some or all benchmarks are missing from its size plot.
+        model_sizes: benchmark -> parameters of its model, if known.
+    """
+
+    collection: Collection
+    tables: tuple[Table, ...]
+    groups: tuple[str, ...]
+    ranks: dict[str, dict[str, list[MeanRank]]]
+    orderings: tuple[Ordering, ...]
+    samples: dict[tuple[str, str], Samples]
+    sizes: dict[str, dict[str, list[tuple[float, float]]]]
+    size_notes: dict[str, str]
+    provenance: Provenance
+    model_sizes: dict[str, float | None]
+    metrics: tuple[str, ...] = field(default=())
+
+
+def _provenance(coll: Collection, command: str, now: datetime | None) -> Provenance:
+    now = now or datetime.now(timezone.utc)
+    prov = [e.result.provenance for e in coll.entries]
+    versions = sorted({str((p.get("versions") or {}).get("tdabench")) for p in prov if p})
+    created = sorted(str(p["created"]) for p in prov if p.get("created"))
+    hashes: dict[str, set[str]] = {}
+    for e in coll.entries:
+        hashes.setdefault(e.result.benchmark, set()).add(e.result.data_hash)
+    machine = f"{platform.system()} {platform.machine()}, {_cpu_count()} CPUs"
+    return Provenance(
+        command=command,
+        generated=f"Generated on {now.isoformat(timespec='seconds')} by tdabench {__version__} (git {git_revision() or 'unknown'}) on {machine}",
+        n_files=coll.n_files,
+        digest=coll.digest,
+        versions=tuple(versions),
+        gits=tuple(sorted({str(p.get("git")) for p in prov if p})),
+        machines=tuple(sorted({str(p.get("machine")) for p in prov if p})),
+        commands=tuple(sorted({str(p.get("command")) for p in prov if p})),
+        created=(created[0], created[-1]) if created else None,
+        data_hashes={b: tuple(sorted(h)) for b, h in sorted(hashes.items())},
+    )
+
+
+def _samples(tables: Sequence[Table], truth: TruthSource) -> dict[tuple[str, str], Samples]:
+    """One split per (benchmark, metric): ``seen`` if it has ok cells, else the first that has."""
+    out: dict[tuple[str, str], Samples] = {}
+    for t in tables:  # sorted, so "seen" comes first within a (benchmark, metric)
+        key = (t.benchmark, t.metric)
+        if key in out or not any(r.result.status == "ok" for r in t.rows):
+            continue
+        s = sample_trajectories([r.entry for r in t.rows], truth)
+        if s is not None:
+            out[key] = s
+    return out
+
+
+def _sizes(tables: Sequence[Table], model_sizes: dict[str, float | None]) -> tuple[dict[str, dict[str, list[tuple[float, float]]]], dict[str, str]]:
+    points: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    unknown: dict[str, list[str]] = {}
+    for t in tables:
+        if t.metric != "loss" or t.split != "seen":
+            continue
+        size = model_sizes[t.benchmark]
+        if size is None:
+            unknown.setdefault(t.group, []).append(t.benchmark)
+            continue
+        for r in t.rows:
+            mse = r.result.metrics.get(RANK_METRIC)
+            if r.result.status == "ok" and mse is not None and mse.mean == mse.mean:
+                points.setdefault(t.group, {}).setdefault(r.result.method, []).append((size, mse.mean))
+    notes = {
+        g: f"Model size unknown (the id names none, e.g. '410m'), left out: {', '.join(sorted(b))}." for g, b in unknown.items()
+    }
+    for g, by_method in points.items():
+        if len({x for pts in by_method.values() for x, _ in pts}) == 1 and g not in notes:
+            notes[g] = "All benchmarks of this group have one model size, so the plot has one point per method."
+    return points, notes
+
+
+def assemble(coll: Collection, truth: TruthSource, command: str, now: datetime | None = None) -> Leaderboard:
+    """The leaderboard of a collection of results."""
+    tables = build_tables(coll.entries)
+    groups = tuple(sorted({t.group for t in tables}))
+    metrics = tuple(sorted({t.metric for t in tables}, key=lambda m: (m != "loss", m)))
+    ranks = {ALL: {m: mean_ranks(tables, m) for m in metrics}}
+    for g in groups:
+        gt = [t for t in tables if t.group == g]
+        ranks[g] = {m: mean_ranks(gt, m) for m in metrics if any(t.metric == m for t in gt)}
+    by_setting: dict[str, tuple[tuple[str, ...], list[MeanRank]]] = {}
+    for setting in ("it", "ft"):
+        st = [t for t in tables if t.benchmark.split("/")[1:2] == [setting]]
+        if st:
+            by_setting[setting] = (tuple(sorted({t.group for t in st})), mean_ranks(st, "loss"))
+    samples = _samples(tables, truth)  # loads the benchmarks it can, so their metadata is known below
+    model_sizes = {}
+    for t in tables:
+        bench = truth.cached(t.benchmark)
+        model_sizes[t.benchmark] = model_size(t.benchmark, bench.meta.n_params if bench is not None else None)
+    sizes, notes = _sizes(tables, model_sizes)
+    return Leaderboard(coll, tuple(tables), groups, ranks, tuple(orderings(by_setting)), samples, sizes, notes,
+                       _provenance(coll, command, now), model_sizes, metrics)
+
+
+def build(results: Sequence[Path], out: Path, truth: TruthSource, command: str) -> tuple[Leaderboard, list[Path]]:
+    """Read ``results``, write the leaderboard files under ``out``; return it and the paths."""
+    from tdabench.leaderboard.write import write_all
+
+    lb = assemble(collect(results), truth, command)
+    return lb, write_all(lb, Path(out))
+
+
+def stable_lines(text: str) -> list[str]:
+    """The lines of an output file that must not change between regenerations."""
+    return [line for line in text.splitlines() if not VOLATILE.search(line)]
+
+
+def check(results: Sequence[Path], out: Path, truth: TruthSource, command: str) -> list[str]:
+    """Regenerate into a temporary directory; the files of ``out`` that differ (apart from the date)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _, paths = build(results, Path(tmp), truth, command)
+        diffs = []
+        for p in paths:
+            rel = p.relative_to(tmp)
+            old = Path(out) / rel
+            if not old.is_file():
+                diffs.append(f"{old}: missing")
+            elif stable_lines(old.read_text(encoding="utf-8")) != stable_lines(p.read_text(encoding="utf-8")):
+                diffs.append(f"{old}: differs")
+        return diffs
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write one output file atomically (parents created), readable by all like any checkout file."""
+    atomic_write_text(path, text)
+    path.chmod(0o644)
+    return path

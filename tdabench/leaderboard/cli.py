@@ -1,0 +1,78 @@
+"""``tdabench leaderboard``: its arguments and handler (wired into :mod:`tdabench.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from tdabench.context import Context
+from tdabench.errors import TDABenchError
+from tdabench.leaderboard.build import build, check
+from tdabench.leaderboard.samples import TruthSource
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add the ``leaderboard`` subcommand to ``tdabench``'s subparsers."""
+    p = sub.add_parser("leaderboard", help="generate leaderboards (markdown, HTML, CSV, JSON) from result files")
+    p.add_argument("--results", action="append", default=[], metavar="DIR",
+                   help="results directory written by `tdabench run --out` (repeatable; default: results)")
+    p.add_argument("--out", default="leaderboards", metavar="DIR", help="output directory (default: leaderboards)")
+    p.add_argument("--benchmark", action="append", default=[], metavar="ID|DIR",
+                   help="where to read true trajectories for the plots (default: the results' ids among registered benchmarks)")
+    p.add_argument("--no-truth", action="store_true", help="do not load benchmarks; plots show predictions only")
+    p.add_argument("--check", action="store_true",
+                   help="regenerate in a temporary directory and compare with --out, ignoring the 'Generated on' line; exit 1 if they differ")
+    p.add_argument("--data-dir", metavar="DIR", help="local GPTDynamics copy (default: $TDABENCH_GPTDYNAMICS)")
+    p.add_argument("-p", dest="plugins", action="append", default=[], metavar="MODULE|no:NAME",
+                   help="load MODULE as a plugin, or block the plugin NAME (repeatable)")
+    return p
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command, rebuilt from its arguments so it reads the same however it was invoked."""
+    argv = ["tdabench", "leaderboard"]
+    for d in args.results or ["results"]:
+        argv += ["--results", d]
+    for b in args.benchmark:
+        argv += ["--benchmark", b]
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    for p in args.plugins:
+        argv += ["-p", p]
+    if args.no_truth:
+        argv.append("--no-truth")
+    argv += ["--out", args.out]
+    return shlex.join(argv)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Write (or ``--check``) the leaderboards; failed cells are shown, not fatal."""
+    if args.no_truth and args.benchmark:
+        raise TDABenchError("--no-truth and --benchmark contradict each other; give one")
+    results = [Path(d) for d in (args.results or ["results"])]
+    context = None if args.no_truth else Context.create(data_dir=args.data_dir, plugins=args.plugins, progress=False)
+    truth = TruthSource(context, args.benchmark)
+    command = command_line(args)
+    if args.check:
+        diffs = check(results, Path(args.out), truth, command)
+        for d in diffs:
+            print(f"tdabench: {d}", file=sys.stderr)
+        if diffs:
+            print(f"tdabench: {args.out} is out of date; regenerate with: {command}", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date with {', '.join(map(str, results))}")
+        return 0
+    lb, paths = build(results, Path(args.out), truth, command)
+    for p in paths:
+        print(p)
+    for d in lb.collection.duplicates:
+        print(f"tdabench: duplicate results for {' / '.join(d.cell)}: kept {d.kept.path}, ignored {', '.join(str(e.path) for e in d.dropped)}", file=sys.stderr)
+    failed = [e for e in lb.collection.entries if e.result.status == "failed"]
+    if failed:
+        print(f"tdabench: {len(failed)} failed cell(s) are shown as failed with their error", file=sys.stderr)
+    notes = sorted({s.note for s in lb.samples.values() if s.note})
+    for n in notes:
+        print(f"tdabench: note: {n}", file=sys.stderr)
+    return 0

@@ -1,0 +1,49 @@
+"""Fixed number formatting, so that every regeneration prints the same characters."""
+
+from __future__ import annotations
+
+import math
+
+from tdabench.metrics import Score
+
+
+def num(x: float | None, sig: int = 4) -> str:
+    """``sig`` significant digits; exponent form outside [1e-3, 1e4); ``n/a`` for missing."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"  # never "-0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return f"{x:.{sig - 1}e}"
+    return f"{x:.{sig}g}"
+
+
+def signed(x: float | None, sig: int = 3) -> str:
+    """Like :func:`num` with an explicit sign (for differences)."""
+    text = num(x, sig)
+    return text if text in ("n/a", "0") or text.startswith("-") else "+" + text
+
+
+def score_parts(s: Score) -> tuple[str, str, str]:
+    """(mean, ± std, [95% CI]) of a score; ``undefined`` when the metric is nowhere defined."""
+    if not math.isfinite(s.mean):
+        return ("undefined", "", "")
+    return (num(s.mean), f"± {num(s.std, 2)}", f"[{num(s.ci95[0])}, {num(s.ci95[1])}]")
+
+
+def display(kind: str, x: float | None) -> str:
+    """How a value of a column of ``kind`` (score, gap, cost) is shown."""
+    if kind == "gap":
+        return signed(x)
+    if kind == "cost":
+        return cost(x)
+    return num(x)
+
+
+def cost(x: float | None) -> str:
+    """Seconds or MiB: plain decimals (timings are recorded to 1e-4 s), no exponent."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.0f}"

@@ -1,0 +1,262 @@
+"""``index.html``: one self-contained page (no network) with sortable tables and inline SVG plots.
+
+Sorting is a few lines of inline JavaScript: click a header to sort by it (missing values
+last). Opening the page with ``#selftest`` sorts the first table with two scored methods
+and writes what it found into ``<pre id="selftest">``, so a headless browser can check the
+page with ``--dump-dom``.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+
+from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, Row, Table
+from tdabench.leaderboard.build import ALL, Leaderboard
+from tdabench.leaderboard.collect import format_size
+from tdabench.leaderboard.fmt import display, score_parts
+from tdabench.leaderboard.markdown import LEGEND, RANK_HOW, group_title, table_heading
+from tdabench.leaderboard.plots import size_svg, trajectory_svg
+from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f23;background:#fff}
+header,main,footer{max-width:1400px;margin:0 auto;padding:0 20px}
+header{padding-top:12px}
+h1{margin:8px 0}h2{margin-top:32px;border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{margin-top:24px}h4{margin:16px 0 4px}
+nav a{margin-right:14px}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;margin:6px 0 18px;font-size:12.5px}
+th,td{border-bottom:1px solid #e1e4e8;padding:3px 7px;text-align:right;white-space:nowrap;vertical-align:top}
+th{background:#f6f8fa;cursor:pointer;user-select:none}
+th:hover{background:#eaeef2}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+.text{text-align:left}
+td.best{font-weight:700;background:#e6f4ea}
+.sd,.ci{color:#57606a;font-size:12px;font-weight:400}
+tr.na td{color:#8c959f}tr.failed td{color:#b42318}
+td.note{white-space:normal;min-width:160px;max-width:380px}
+.legend{color:#404850;max-width:980px}
+section.published{border-left:4px solid #d97706;background:#fffbeb;padding:2px 14px 10px;margin-top:28px}
+.badge{display:inline-block;background:#d97706;color:#fff;border-radius:4px;padding:0 6px;font-size:12px;vertical-align:middle}
+figure{margin:6px 0 22px}figure svg{max-width:100%;height:auto}
+figcaption{color:#57606a;font-size:12px}
+footer{border-top:1px solid #d0d7de;margin-top:36px;padding-bottom:24px;color:#404850;font-size:12px}
+footer code{overflow-wrap:anywhere}
+#selftest{white-space:pre-wrap;word-break:break-all;font-size:11px}
+""".strip()
+
+JS = """
+"use strict";
+function key(td){const v=td.dataset.v;if(v===undefined)return td.textContent.trim().toLowerCase();return v===""?null:parseFloat(v);}
+function sortBy(th){
+ const body=th.closest("table").tBodies[0],i=th.cellIndex,asc=th.getAttribute("aria-sort")!=="ascending";
+ for(const h of th.parentNode.cells)h.removeAttribute("aria-sort");
+ th.setAttribute("aria-sort",asc?"ascending":"descending");
+ const rows=[...body.rows].map((r,n)=>[key(r.cells[i]),n,r]);
+ rows.sort((a,b)=>{if(a[0]===null||b[0]===null)return (a[0]===null)-(b[0]===null)||a[1]-b[1];const c=a[0]<b[0]?-1:a[0]>b[0]?1:0;return (asc?c:-c)||a[1]-b[1];});
+ for(const r of rows)body.appendChild(r[2]);
+}
+document.querySelectorAll("table.sortable th").forEach(th=>th.addEventListener("click",()=>sortBy(th)));
+if(location.hash==="#selftest"){
+ const out={tables:document.querySelectorAll("table").length,sortable:document.querySelectorAll("table.sortable").length,svgs:document.querySelectorAll("figure svg").length};
+ const col=t=>[...t.tHead.rows[0].cells].findIndex(c=>c.dataset.key==="mse_all_steps");
+ const t=[...document.querySelectorAll("table.results")].find(t=>[...t.tBodies[0].rows].filter(r=>r.cells[col(t)].dataset.v!=="").length>1);
+ if(t){
+  const th=t.tHead.rows[0].cells[col(t)],vals=()=>[...t.tBodies[0].rows].map(r=>r.cells[col(t)].dataset.v).filter(v=>v!=="").map(Number),names=()=>[...t.tBodies[0].rows].map(r=>r.cells[1].textContent);
+  th.click();const asc=vals(),ascNames=names();th.click();const desc=vals(),descNames=names();
+  out.table=t.id;out.asc=ascNames;out.desc=descNames;
+  out.asc_ok=asc.every((v,k)=>k===0||asc[k-1]<=v);out.desc_ok=desc.every((v,k)=>k===0||desc[k-1]>=v)&&desc[0]>desc[desc.length-1];
+ }
+ out.pass=!!(t&&out.asc_ok&&out.desc_ok&&out.svgs>0);
+ const pre=document.getElementById("selftest");pre.textContent=JSON.stringify(out);pre.hidden=false;
+}
+""".strip()
+
+
+def inline_md(text: str) -> str:
+    """Escape ``text`` and render its inline markdown (code, bold, italics) as HTML."""
+    out = re.sub(r"`(.+?)`", r"<code>\1</code>", escape(text))
+    return re.sub(r"\*(.+?)\*", r"<i>\1</i>", re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out))
+
+
+def slug(text: str) -> str:
+    """An HTML id from a benchmark id or heading."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def _num_attr(x: float | None) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def _th(label: str, key: str = "", text: bool = False) -> str:
+    cls = ' class="text"' if text else ""
+    k = f' data-key="{key}"' if key else ""
+    return f"<th{cls}{k}>{escape(label)}</th>"
+
+
+def _row(table: Table, row: Row) -> str:
+    r = row.result
+    cls = {"ok": "", "n/a": ' class="na"', "failed": ' class="failed"'}[r.status]
+    cells = [f'<td data-v="{row.rank if row.rank is not None else ""}">{row.rank if row.rank is not None else "–"}</td>',
+             f'<td class="text">{escape(r.method)}</td>']
+    for col in COLUMNS:
+        best = ' class="best"' if r.method in table.best.get(col.key, frozenset()) else ""
+        v = col.value(row)
+        if r.status != "ok":
+            cells.append(f'<td data-v="">{r.status}</td>')
+        elif col.kind == "score":
+            mean, std, ci = score_parts(r.metrics[col.key])
+            extra = f'<br><span class="sd">{escape(std)}</span> <span class="ci">{escape(ci)}</span>' if std else ""
+            cells.append(f'<td{best} data-v="{_num_attr(v)}">{escape(mean)}{extra}</td>')
+        elif col.kind == "gap" and table.split == "seen":
+            cells.append('<td data-v="">—</td>')
+        else:
+            cells.append(f'<td{best} data-v="{_num_attr(v)}">{escape(display(col.kind, v))}</td>')
+    note = {"ok": "", "n/a": f"n/a: {r.reason}", "failed": f"failed: {r.error}"}[r.status]
+    cells.append(f'<td class="note text">{escape(note)}</td>')
+    return f"<tr{cls}>" + "".join(cells) + "</tr>"
+
+
+def results_table(table: Table) -> str:
+    """A sortable table of one (benchmark, metric, split)."""
+    tid = slug(f"t-{table.benchmark}-{table.metric}-{table.split}")
+    head = _th("#", "rank") + _th("method", "method", text=True) + "".join(_th(c.header, c.key) for c in COLUMNS) + _th("note", "note", text=True)
+    body = "\n".join(_row(table, row) for row in table.rows)
+    return f'<div class="scroll"><table class="sortable results" id="{tid}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>'
+
+
+def rank_table(ranks: list[MeanRank], tid: str) -> str:
+    """A sortable mean-rank table."""
+    splits = list(ranks[0].by_split) if ranks else []
+    head = _th("method", "method", text=True) + "".join(_th(s, s) for s in splits)
+    rows = []
+    for mr in ranks:
+        cells = [f'<td class="text">{escape(mr.method)}</td>']
+        for s in splits:
+            mean, k, n = mr.by_split[s]
+            text = f"{mean:.2f} ({k}/{n})" if mean is not None else f"– (0/{n})"
+            cells.append(f'<td data-v="{_num_attr(mean)}">{text}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table class="sortable ranks" id="{tid}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody></table></div>"
+
+
+def _published(lb: Leaderboard) -> str:
+    head = "".join(_th(h, slug(h), text=i < 4) for i, h in enumerate(("setting", "model", "tasks", "method", "MSE", "MAE", "final-step ρ")))
+    rows = []
+    for p in PUBLISHED:
+        mae = f"{p.mae:.3f}" if p.mae is not None else "n/a"
+        rows.append(f'<tr><td class="text">{SETTING_NAMES[p.setting]}</td><td class="text">{escape(p.model)}</td><td class="text">{escape(p.scope)}</td>'
+                    f'<td class="text">{escape(p.method)}</td><td data-v="{p.mse!r}">{p.mse:.3f}</td><td data-v="{_num_attr(p.mae)}">{mae}</td><td data-v="{p.rho!r}">{p.rho:.3f}</td></tr>')
+    orders = []
+    for o in lb.orderings:
+        where = ", ".join(group_title(g) for g in o.groups)
+        if len(o.measured) < 2:
+            orders.append(f"<li>{SETTING_NAMES[o.setting]}: fewer than two of the published methods were measured ({escape(where)}); no ordering to compare.</li>")
+        else:
+            orders.append(f"<li>{SETTING_NAMES[o.setting]}, published (Pythia-410M, by MSE): {escape(' < '.join(o.published))}; "
+                          f"measured ({escape(where)}, loss, seen, by mean rank): {escape(' < '.join(o.measured))}.</li>")
+    if not orders:
+        orders.append("<li>No benchmark id names an <code>it</code> or <code>ft</code> setting, so there is nothing to compare.</li>")
+    notes = "".join(f"<li>{escape(n)}</li>" for n in PUBLISHED_NOTES)
+    return (f'<section class="published" id="published"><h2>Published numbers (GPTfluence paper) <span class="badge">published, not measured here</span></h2>\n'
+            f"<p>Numbers <b>published</b> in {escape(CITATION)} on the GPTDynamics data with Pythia models, quoted for orientation. "
+            "They are not results of this harness and their scale is not comparable with the tables on this page: compare orderings, not values.</p>\n"
+            f'<div class="scroll"><table class="sortable" id="t-published">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody></table></div>\n"
+            f"<ul>{notes}</ul>\n<h3>Orderings: published vs measured</h3>\n<ul>{''.join(orders)}</ul>\n</section>")
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>\n{svg}<figcaption>{escape(caption)}</figcaption>\n</figure>"
+
+
+def _group(lb: Leaderboard, group: str) -> str:
+    out = [f'<section id="g-{slug(group)}"><h2>{escape(group_title(group))}</h2>']
+    for metric, ranks in lb.ranks[group].items():
+        out += [f"<h3>Mean rank in this group ({escape(metric)})</h3>", rank_table(ranks, slug(f"r-{group}-{metric}"))]
+    pts = lb.sizes.get(group)
+    out.append("<h3>MSE by model size</h3>")
+    if pts:
+        out.append(_figure(size_svg(pts, f"{group_title(group)}: loss, seen split"),
+                           "Mean over the benchmarks of each size of the method's mean mse_all_steps on the seen split (loss)."))
+    if group in lb.size_notes or not pts:
+        out.append(f"<p>{escape(lb.size_notes.get(group, 'No method has a scored seen split on loss here.'))}</p>")
+    bench = None
+    for t in (t for t in lb.tables if t.group == group):
+        if t.benchmark != bench:
+            bench = t.benchmark
+            hashes = ", ".join(lb.provenance.data_hashes.get(bench, ()))
+            out.append(f'<h3 id="b-{slug(bench)}">{escape(bench)}</h3>\n<p>Model size: {format_size(lb.model_sizes[bench])} · data <code>{escape(hashes)}</code></p>')
+        out += [f"<h4>{escape(table_heading(t))}</h4>", results_table(t)]
+        s = lb.samples.get((t.benchmark, t.metric))
+        if s is not None and s.split == t.split:
+            caption = (f"Predicted (dashed) vs true (solid) {t.metric} of {len(s.test_ids)} test examples (evenly spaced ids) in evaluation run {s.run}, {s.split} split."
+                       if s.truth is not None else f"Predicted {t.metric} of {len(s.test_ids)} test examples in evaluation run {s.run}, {s.split} split. {s.note}.")
+            out.append(_figure(trajectory_svg(s), caption))
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _footer(lb: Leaderboard) -> str:
+    p = lb.provenance
+    created = f", written {p.created[0]} to {p.created[1]}" if p.created else ""
+    items = [
+        f"Command: <code>{escape(p.command)}</code>",
+        f"Results: {p.n_files} result files (digest <code>{p.digest}</code>){escape(created)}",
+        f"Produced by tdabench {escape(', '.join(p.versions))} at git {escape(', '.join(p.gits))} on {escape('; '.join(p.machines))}",
+        *(f"Result command: <code>{escape(c)}</code>" for c in p.commands),
+        *(f"Data: <code>{escape(b)}</code> <code>{escape(', '.join(h))}</code>" for b, h in p.data_hashes.items()),
+    ]
+    lis = "\n".join(f"<li>{i}</li>" for i in items)
+    return f'<footer id="provenance"><h2>Provenance</h2>\n<ul>\n{lis}\n</ul>\n<p class="generated">{escape(p.generated)}</p>\n</footer>'
+
+
+def _issues(lb: Leaderboard) -> str:
+    out = []
+    failed = [e.result for e in lb.collection.entries if e.result.status == "failed"]
+    if failed:
+        rows = "\n".join(f'<tr class="failed"><td class="text">{escape(r.benchmark)}</td><td class="text">{r.metric}</td><td class="text">{r.split}</td>'
+                         f'<td class="text">{escape(r.method)}</td><td class="note text">{escape(r.error or "")}</td></tr>' for r in failed)
+        head = "".join(_th(h, h, text=True) for h in ("benchmark", "metric", "split", "method", "error"))
+        out.append(f'<h2 id="failed">Failed cells</h2>\n<div class="scroll"><table class="sortable" id="t-failed"><thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>')
+    if lb.collection.duplicates:
+        items = "\n".join(
+            f"<li>{escape(' / '.join(d.cell))}: kept <code>{escape(d.kept.path.as_posix())}</code>, dropped "
+            + ", ".join(f"<code>{escape(e.path.as_posix())}</code>" for e in d.dropped) + "</li>"
+            for d in lb.collection.duplicates
+        )
+        out.append(f'<h2 id="duplicates">Duplicate results (the newest is kept)</h2>\n<ul>\n{items}\n</ul>')
+    return "\n".join(out)
+
+
+def page(lb: Leaderboard) -> str:
+    """The whole page."""
+    nav = "".join(f'<a href="#g-{slug(g)}">{escape(group_title(g))}</a>' for g in lb.groups)
+    nav += '<a href="#published">published numbers</a><a href="#provenance">provenance</a>'
+    summary = []
+    for metric, ranks in lb.ranks[ALL].items():
+        summary += [f"<h2>Mean rank over all benchmarks ({escape(metric)})</h2>", f'<p class="legend">{inline_md(RANK_HOW)}</p>', rank_table(ranks, slug(f"r-all-{metric}"))]
+    legend = inline_md(LEGEND)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>tdabench leaderboard</title>",
+        f"<style>\n{CSS}\n</style>\n</head>",
+        "<body>",
+        f'<header><h1>tdabench leaderboard</h1>\n<p>Training-run simulators scored on recorded runs, generated by <code>tdabench leaderboard</code> '
+        f"from {lb.provenance.n_files} result files. Click a column header to sort.</p>\n<nav>{nav}</nav>\n"
+        f'<p class="legend">{legend}</p></header>',
+        "<main>",
+        *summary,
+        _published(lb),
+        *(_group(lb, g) for g in lb.groups),
+        _issues(lb),
+        "</main>",
+        _footer(lb),
+        '<pre id="selftest" hidden></pre>',
+        f"<script>\n{JS}\n</script>",
+        "</body>",
+        "</html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"

@@ -1,0 +1,200 @@
+"""Markdown pages: ``README.md`` (summary, published numbers) and one ``<group>.md`` per family."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tdabench.leaderboard.aggregate import COLUMNS, RANK_METRIC, MeanRank, Row, Table
+from tdabench.leaderboard.build import ALL, Leaderboard
+from tdabench.leaderboard.collect import format_size
+from tdabench.leaderboard.fmt import display, score_parts
+from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
+
+LEGEND = (
+    f"Methods are ranked by mean `{RANK_METRIC}` (lower is better). Score cells read "
+    "*mean ± std [95% bootstrap CI]*: std over trajectories (over evaluation runs for "
+    "`spearman_final`), CI by resampling test examples. **Bold** marks the best value of a column "
+    "(lowest error, cost and gap; highest Spearman). The gap (Δ mse) is the split's mean "
+    f"`{RANK_METRIC}` minus the same method's on `seen`; fit and simulate are wall seconds, peak "
+    "MiB the growth of resident memory. *n/a* rows give the reason the method "
+    "cannot serve the split; *failed* rows give the error."
+)
+RANK_HOW = (
+    f"Each (benchmark, split) table ranks the methods scored there by mean `{RANK_METRIC}` "
+    "(1 = best, ties averaged); an entry is a method's mean rank and, in parentheses, over how many "
+    "of the benchmarks it was ranked. n/a, failed and undefined cells are not ranked."
+)
+
+
+def esc(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def group_title(group: str) -> str:
+    """``builtin-it`` -> ``builtin/it``: the id prefix a group gathers."""
+    return group.replace("-", "/", 1)
+
+
+def _bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on else text
+
+
+def row_cells(table: Table, row: Row) -> list[str]:
+    """The markdown cells of one row (rank, method, columns, note)."""
+    r = row.result
+    cells = [str(row.rank) if row.rank is not None else "–", esc(r.method)]
+    for col in COLUMNS:
+        best = r.method in table.best.get(col.key, frozenset())
+        if r.status != "ok":
+            cells.append(r.status)
+        elif col.kind == "score":
+            mean, std, ci = score_parts(r.metrics[col.key])
+            cells.append(" ".join(x for x in (_bold(mean, best), std, ci) if x))
+        elif col.kind == "gap" and table.split == "seen":
+            cells.append("—")
+        else:
+            cells.append(_bold(display(col.kind, col.value(row)), best))
+    note = {"ok": "", "n/a": f"n/a: {r.reason}", "failed": f"failed: {r.error}"}[r.status]
+    cells.append(esc(note))
+    return cells
+
+
+def result_table(table: Table) -> str:
+    """One (benchmark, metric, split) table."""
+    headers = ["#", "method", *(c.header for c in COLUMNS), "note"]
+    return md_table(headers, [row_cells(table, row) for row in table.rows])
+
+
+def table_heading(table: Table) -> str:
+    """``loss · seen (5 runs × 24 test examples)``."""
+    shape = table.shape
+    size = f" ({shape[0]} runs × {shape[1]} test examples)" if shape else ""
+    return f"{table.metric} · {table.split}{size}"
+
+
+def rank_table(ranks: Sequence[MeanRank]) -> str:
+    """Mean rank per split."""
+    splits = list(ranks[0].by_split) if ranks else []
+    rows = []
+    for mr in ranks:
+        cells = [esc(mr.method)]
+        for s in splits:
+            mean, k, n = mr.by_split[s]
+            cells.append(f"{mean:.2f} ({k}/{n})" if mean is not None else f"– (0/{n})")
+        rows.append(cells)
+    return md_table(["method", *splits], rows)
+
+
+def published_section() -> str:
+    """The published numbers, labelled as such."""
+    rows = [
+        [SETTING_NAMES[p.setting], p.model, p.scope, p.method, f"{p.mse:.3f}", f"{p.mae:.3f}" if p.mae is not None else "n/a", f"{p.rho:.3f}"]
+        for p in PUBLISHED
+    ]
+    out = [
+        "## Published numbers (GPTfluence paper), not measured by tdabench\n",
+        f"> **Published** in {CITATION} on the GPTDynamics data with Pythia models; quoted for orientation. "
+        "They are not results of this harness and their scale is not comparable with the tables above: "
+        "compare orderings, not values.\n",
+        md_table(["setting", "model", "tasks", "method", "MSE", "MAE", "final-step ρ"], rows),
+    ]
+    out += [f"- {n}" for n in PUBLISHED_NOTES]
+    return "\n".join(out) + "\n"
+
+
+def orderings_section(lb: Leaderboard) -> str:
+    """Published vs measured order of the methods both have."""
+    lines = ["### Orderings: published vs measured\n"]
+    if not lb.orderings:
+        lines.append("No benchmark id names an `it` or `ft` setting, so there is nothing to compare.")
+    for o in lb.orderings:
+        where = ", ".join(group_title(g) for g in o.groups)
+        if len(o.measured) < 2:
+            lines.append(f"- {SETTING_NAMES[o.setting]}: fewer than two of the published methods were measured ({where}); no ordering to compare.")
+            continue
+        lines.append(f"- {SETTING_NAMES[o.setting]}, published (Pythia-410M, by MSE): {' < '.join(o.published)}; "
+                     f"measured ({where}, loss, seen, by mean rank): {' < '.join(esc(m) for m in o.measured)}.")
+    return "\n".join(lines) + "\n"
+
+
+def provenance_section(lb: Leaderboard) -> str:
+    """The provenance footer; the last line is the only one that changes between regenerations."""
+    p = lb.provenance
+    created = f", written {p.created[0]} to {p.created[1]}" if p.created else ""
+    lines = [
+        "## Provenance\n",
+        f"- Command: `{p.command}`",
+        f"- Results: {p.n_files} result files (digest `{p.digest}`){created}",
+        f"- Produced by tdabench {', '.join(p.versions)} at git {', '.join(f'`{g}`' for g in p.gits)} on {'; '.join(p.machines)}",
+        *(f"- Result command: `{c}`" for c in p.commands),
+        *(f"- Data: `{b}` {', '.join(f'`{h}`' for h in hs)}" for b, hs in p.data_hashes.items()),
+        f"- _{p.generated}_",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _issues(lb: Leaderboard) -> str:
+    out = []
+    failed = [e.result for e in lb.collection.entries if e.result.status == "failed"]
+    if failed:
+        out.append("## Failed cells\n")
+        out.append(md_table(["benchmark", "metric", "split", "method", "error"],
+                            [[esc(r.benchmark), r.metric, r.split, esc(r.method), esc(r.error or "")] for r in failed]))
+    if lb.collection.duplicates:
+        out.append("## Duplicate results (the newest is kept)\n")
+        rows = []
+        for d in lb.collection.duplicates:
+            dropped = "; ".join(f"`{e.path.as_posix()}` ({e.result.provenance.get('created')})" for e in d.dropped)
+            rows.append([esc(" / ".join(d.cell)), f"`{d.kept.path.as_posix()}` ({d.kept.result.provenance.get('created')})", esc(dropped)])
+        out.append(md_table(["benchmark / metric / split / method", "kept", "dropped"], rows))
+    return "\n".join(out)
+
+
+def summary_page(lb: Leaderboard) -> str:
+    """``README.md``: pages, mean ranks, published numbers, failures, duplicates, provenance."""
+    n_bench = len({t.benchmark for t in lb.tables})
+    out = [
+        "# tdabench leaderboards\n",
+        f"Generated by `tdabench leaderboard` from {lb.provenance.n_files} result files over {n_bench} benchmarks; "
+        "do not edit by hand. The browsable page with plots is [index.html](index.html); the aggregated "
+        "table is exported as [leaderboard.csv](leaderboard.csv) and [leaderboard.json](leaderboard.json).\n",
+        "## Pages\n",
+        *(f"- [{group_title(g)}]({g}.md): {len({t.benchmark for t in lb.tables if t.group == g})} benchmarks" for g in lb.groups),
+        "",
+    ]
+    for metric, ranks in lb.ranks[ALL].items():
+        out += [f"## Mean rank over all benchmarks ({metric})\n", RANK_HOW + "\n", rank_table(ranks)]
+    out += [published_section(), orderings_section(lb)]
+    issues = _issues(lb)
+    if issues:
+        out.append(issues)
+    out.append(provenance_section(lb))
+    return "\n".join(out)
+
+
+def group_page(lb: Leaderboard, group: str) -> str:
+    """``<group>.md``: the group's mean ranks, then every benchmark's tables."""
+    tables = [t for t in lb.tables if t.group == group]
+    out = [f"# Leaderboard: {group_title(group)}\n",
+           "Generated by `tdabench leaderboard` from result files; do not edit by hand. "
+           "Plots: [index.html](index.html). Summary and published numbers: [README.md](README.md).\n",
+           LEGEND + "\n"]
+    for metric, ranks in lb.ranks[group].items():
+        out += [f"## Mean rank in this group ({metric})\n", rank_table(ranks)]
+    bench = None
+    for t in tables:
+        if t.benchmark != bench:
+            bench = t.benchmark
+            hashes = ", ".join(f"`{h}`" for h in lb.provenance.data_hashes.get(bench, ()))
+            out.append(f"## {bench}\n\nModel size: {format_size(lb.model_sizes[bench])} · data {hashes}\n")
+        out += [f"### {table_heading(t)}\n", result_table(t)]
+    out.append(provenance_section(lb))
+    return "\n".join(out)

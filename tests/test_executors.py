@@ -1,0 +1,147 @@
+"""Executors: local processes and Ray give the serial results; a killed worker loses only its unit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tdabench.cli import main
+from tdabench.results import read_results
+
+PLUGIN = textwrap.dedent(
+    '''
+    import os, signal
+    from dataclasses import dataclass
+    from pathlib import Path
+    import numpy as np
+    from tdabench.hookspecs import hookimpl
+    from tdabench.simulator import Capabilities, MethodSpec
+
+    @dataclass(frozen=True)
+    class LogConfig:
+        log: str = ""
+
+    class Counted:
+        """Holds the initial value; logs every fit so a test can count them."""
+        def __init__(self, config):
+            self.config = config
+        def fit(self, data):
+            with open(self.config.log, "a") as fh:
+                fh.write(f"{type(self).__name__} {data.meta.task} {data.metric}\\n")
+            return self
+        def simulate(self, query):
+            return np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
+
+    class Killer(Counted):
+        """Kills its worker process the first time it is fitted."""
+        def fit(self, data):
+            marker = Path(self.config.log).with_suffix(".killed")
+            if not marker.exists():
+                marker.write_text("x")
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().fit(data)
+
+    @hookimpl
+    def tdabench_methods():
+        caps = Capabilities(unseen_test=True, unseen_train=True)
+        return [MethodSpec("counted", Counted, LogConfig, capabilities=caps), MethodSpec("killer", Killer, LogConfig, capabilities=caps)]
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plugin module importable by every worker: on PYTHONPATH before any worker starts."""
+    path = tmp_path_factory.mktemp("plugin")
+    (path / "exec_methods.py").write_text(PLUGIN)
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(path), old]))
+    sys.path.insert(0, str(path))
+    yield path
+    sys.path.remove(str(path))
+    sys.modules.pop("exec_methods", None)
+    if old is None:
+        os.environ.pop("PYTHONPATH")
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+def _grid(bench_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--benchmark", str(bench_dir), "--out", str(out), "--metric", "all", "--json", "--no-progress",
+            "--method", "constant", "--method", "mean-trajectory", *extra]
+
+
+def _metrics(doc: dict) -> dict:
+    return {(r["method"], r["metric"], r["split"]): (r["status"], r["metrics"]) for r in doc["results"]}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from tdabench.formats.gptdynamics_write import write_benchmark
+    from tdabench.synthetic import simfluence_benchmark
+
+    base = tmp_path_factory.mktemp("grid")
+    bench_dir = write_benchmark(simfluence_benchmark(noise=0.002, metrics=("loss", "bleu"))[0], base / "bench")
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(_grid(bench_dir, base / "serial")) == 0
+    return bench_dir, _metrics(json.loads(buf.getvalue()))
+
+
+def test_local_processes_match_serial(serial: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench_dir, expected = serial
+    assert main(_grid(bench_dir, tmp_path / "jobs", "--jobs", "2")) == 0
+    assert _metrics(json.loads(capsys.readouterr().out)) == expected
+
+
+def test_bad_executor_arguments(serial: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_grid(serial[0], tmp_path, "--jobs", "0")) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert main(_grid(serial[0], tmp_path, "--executor", "dask")) == 2
+    assert "unknown executor 'dask'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory, plugin_dir: Path) -> object:
+    """A local Ray with 2 CPUs, no dashboard, its temp dir inside the test's tmp path."""
+    ray = pytest.importorskip("ray", reason="Ray is part of the test extra: pip install -e '.[test]'")
+    temp = tmp_path_factory.mktemp("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_matches_serial(local_ray: object, serial: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench_dir, expected = serial
+    assert main(_grid(bench_dir, tmp_path / "ray", "--executor", "ray")) == 0
+    assert _metrics(json.loads(capsys.readouterr().out)) == expected
+
+
+@pytest.mark.parametrize("executor", [["--executor", "ray"], ["--jobs", "2"]])
+def test_killed_worker_loses_only_its_unit(executor: list[str], plugin_dir: Path, serial: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -> None:
+    if executor[0] == "--executor":
+        request.getfixturevalue("local_ray")
+    bench_dir = serial[0]
+    out = tmp_path / "out"
+    log = tmp_path / "fits.log"
+    argv = ["run", "--benchmark", str(bench_dir), "--out", str(out), "--metric", "all", "--no-progress",
+            "-p", "exec_methods", "--method", f"killer:log={log}", "--method", f"counted:log={log}", *executor]
+    assert main(argv) == 1  # the killed unit is reported failed
+    assert "worker lost" in capsys.readouterr().out
+    first = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+    assert first, "the grid went on after the worker died"
+    assert main(argv) == 0  # the rerun finishes what is missing...
+    assert {p: p.stat().st_mtime_ns for p in first} == first  # ...and recomputes nothing finished
+    assert {(r.method_name, r.metric, r.status) for r in read_results(out)} == {
+        (m, metric, "ok") for m in ("killer", "counted") for metric in ("loss", "bleu")
+    }
+    if executor[0] == "--executor":  # Ray loses only the task whose worker died
+        assert sorted(log.read_text().splitlines()) == sorted(["Counted toy loss", "Counted toy bleu", "Killer toy loss", "Killer toy bleu"])
