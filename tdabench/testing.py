@@ -63,6 +63,27 @@ def small_benchmark() -> Benchmark:
     return bench
 
 
+def corrupt_evaluation(bench: Benchmark, seed: int = 1) -> Benchmark:
+    """``bench`` with every evaluation run's values after the initial point replaced by noise.
+
+    A method that only sees what it may (fit data, and queries' initial values) predicts
+    exactly the same on both.
+    """
+    rng = np.random.default_rng(seed)
+    eval_names = set(bench.split.eval_runs) | set(bench.split.unseen_train_runs)
+    runs = []
+    for r in bench.runs:
+        if r.name in eval_names:
+            traj = {}
+            for m, tr in r.trajectories.items():
+                v = tr.values.copy()
+                v[:, 1:] = rng.normal(size=v[:, 1:].shape)
+                traj[m] = Trajectory(tr.steps, v)
+            r = dataclasses.replace(r, trajectories=traj)
+        runs.append(r)
+    return dataclasses.replace(bench, runs=tuple(runs))
+
+
 # -- the checks -------------------------------------------------------------------------------
 def check_fit_returns_self(case: Case) -> None:
     """``fit`` returns the simulator itself, so ``Method(cfg).fit(data).simulate(q)`` works."""
@@ -102,19 +123,7 @@ def check_deterministic(case: Case) -> None:
 def check_query_only(case: Case) -> None:
     """Predictions depend on the query alone: not on evaluation values a query must not carry,
     and not on earlier ``simulate`` calls."""
-    rng = np.random.default_rng(1)
-    eval_names = set(case.bench.split.eval_runs)
-    runs = []
-    for r in case.bench.runs:
-        if r.name in eval_names:
-            traj = {}
-            for m, tr in r.trajectories.items():
-                v = tr.values.copy()
-                v[:, 1:] = rng.normal(size=v[:, 1:].shape)
-                traj[m] = Trajectory(tr.steps, v)
-            r = dataclasses.replace(r, trajectories=traj)
-        runs.append(r)
-    other = dataclasses.replace(case.bench, runs=tuple(runs))
+    other = corrupt_evaluation(case.bench)
     sim = case.fit()
     first = np.asarray(sim.simulate(case.query()))
     sim.simulate(case.query("unseen-test") if case.spec.capabilities.unseen_test else case.query())

@@ -15,13 +15,14 @@ import pytest
 
 from tdabench.cli import main
 from tdabench.context import Context
-from tdabench.data import SPLITS, Benchmark, Trajectory
+from tdabench.data import SPLITS, Benchmark
 from tdabench.hookspecs import hookimpl
 from tdabench.results import read_results
 from tdabench.runner import RunPlan, choose_methods, execute
 from tdabench.simulator import Capabilities, FitData, MethodSpec, Query
 from tdabench.sources import BenchmarkRef
 from tdabench.synthetic import SyntheticTruth
+from tdabench.testing import corrupt_evaluation
 from tdabench.views import seen_test_ids
 
 PLUGIN = textwrap.dedent(
@@ -155,28 +156,11 @@ def _spy_context() -> Context:
     return ctx
 
 
-def _corrupt_eval(bench: Benchmark) -> Benchmark:
-    """The same benchmark with every evaluation trajectory after the initial point replaced by noise."""
-    rng = np.random.default_rng(5)
-    eval_names = set(bench.split.eval_runs) | set(bench.split.unseen_train_runs)
-    runs = []
-    for r in bench.runs:
-        if r.name in eval_names:
-            traj = {}
-            for m, tr in r.trajectories.items():
-                v = tr.values.copy()
-                v[:, 1:] = rng.normal(size=v[:, 1:].shape)
-                traj[m] = Trajectory(tr.steps, v)
-            r = dataclasses.replace(r, trajectories=traj)
-        runs.append(r)
-    return dataclasses.replace(bench, runs=tuple(runs))
-
-
 def test_nothing_leaks_from_evaluation_runs(synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path) -> None:
     bench = synthetic[0]
     ctx = _spy_context()
     preds = {}
-    for tag, b in (("clean", bench), ("corrupt", _corrupt_eval(bench))):
+    for tag, b in (("clean", bench), ("corrupt", corrupt_evaluation(bench))):
         ref = BenchmarkRef(b.id, "", lambda b=b: b)
         plan = RunPlan((ref,), tuple(choose_methods(ctx, [])), tmp_path / tag, progress=False)
         results = execute(ctx, plan)
