@@ -1,0 +1,300 @@
+"""GPTfluence (Chai et al., EMNLP 2024, arXiv 2404.07840): the featurized training-run simulator.
+
+Factors come from the text features of a training example i and a test example z, so
+examples absent from the fit runs get factors too::
+
+    y_t = sum_{j=1..n} (sum_{i in c_t} A_{i,j}(z)) y_{t-j} + sum_{i in c_t} B_i(z)
+
+Code: this module (config, simulator, factors, registration), ``gptfluence_encoder.py``
+(frozen encoder and embedding cache), ``gptfluence_nets.py`` (``dot`` and ``concat`` factor
+networks), ``gptfluence_train.py`` (teacher-forced training, interval, early stopping and
+rollout). Equations, options and conventions: docs/methods.md, section "GPTfluence".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tdabench.config import option
+from tdabench.data import ExampleSet
+from tdabench.hookspecs import hookimpl
+from tdabench.simulator import Capabilities, FitData, MethodSpec, Query, RunBatches
+from tdabench_plugins.gptfluence_encoder import POOLINGS, TextEncoder
+from tdabench_plugins.gptfluence_nets import FORMS, FactorNet, build_net
+from tdabench_plugins.gptfluence_train import (
+    FitResult, RunSet, TrainSettings, constant_factors, fit_factors, rollout, used_columns,
+)
+
+PUBLISHED_WIDTH = {"concat": 100}  # dot: the encoder's hidden size
+
+
+@dataclass(frozen=True)
+class GPTfluenceConfig:
+    """Options of ``gptfluence`` (docs/methods.md, section "GPTfluence")."""
+
+    encoder: str = option("all-MiniLM-L6-v2", "frozen text encoder: all-MiniLM-L6-v2 (packaged, as published), or any transformers encoder directory or locally cached hub id")
+    pooling: str = option("first", "sentence embedding: first (first token's last hidden state, as published) or mean (attention-masked mean)", choices=POOLINGS)
+    max_length: int = option(512, "tokens kept per example text (published: 512)")
+    encode_batch_size: int = option(64, "texts per encoder forward pass")
+    form: str = option("dot", "factor network: dot (A = <f_A(h_i), f_A(h_z)>, one MLP per factor) or concat ([h_i; h_z] -> Linear -> ReLU -> one head per factor)", choices=FORMS)
+    width: int = option(128, "hidden width of the factor networks; 0 = published (dot: the encoder's hidden size, concat: 100)")
+    order: int = option(1, "Markov order n: multiplicative factors over y_{t-1} .. y_{t-n} (published main results: 1)")
+    interval: int = option(1, "fit on every k-th recorded value only (the cheaper-collection ablation)")
+    lr: float = option(0.1, "AdamW step scale: each layer's learning rate is lr / fan_in")
+    weight_decay: float = option(1e-5, "AdamW weight decay (published: 1e-5)")
+    batch_size: int = option(1024, "(run, transition, test example) triples per minibatch")
+    epochs: int = option(15, "passes over every triple of the fit runs (at most)")
+    warmup_steps: int = option(200, "linear warmup steps, then linear decay to 0 at the last epoch (published: 200)")
+    patience: int = option(10, "stop after this many epochs without a lower validation rollout MSE (the best state is kept)")
+    init_scale: float = option(0.1, "size of the initial example-dependent part of the factors, relative to the constant start")
+    clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side")
+    threads: int = option(1, "torch intra-op threads while fitting and simulating (0 = leave torch's setting): the tensors are small, and on a shared CPU one thread is fastest")
+
+    def __post_init__(self) -> None:
+        for key in ("max_length", "encode_batch_size", "order", "interval", "batch_size", "epochs", "patience"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"option '{key}' must be an integer >= 1, got {getattr(self, key)!r}")
+        if self.threads < 0:
+            raise ValueError(f"option 'threads' must be >= 0 (0 = torch's setting), got {self.threads!r}")
+        if self.width < 0:
+            raise ValueError(f"option 'width' must be >= 0 (0 = published width), got {self.width!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"option 'warmup_steps' must be >= 0, got {self.warmup_steps!r}")
+        for key in ("lr", "init_scale"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                raise ValueError(f"option '{key}' must be a finite value > 0, got {getattr(self, key)!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"option 'weight_decay' must be a finite value >= 0, got {self.weight_decay!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"option 'pooling' must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.form not in FORMS:
+            raise ValueError(f"option 'form' must be one of {', '.join(FORMS)}, got {self.form!r}")
+
+
+@dataclass(frozen=True)
+class PairFactors:
+    """Per-pair factors on the metric's original scale.
+
+    Attributes:
+        train_ids: int64 [n_train]; test_ids: int64 [n_test].
+        A: float64 [n_train, n_test, order], the multiplicative factor of each lag 1..order.
+        B: float64 [n_train, n_test], the additive factor.
+    """
+
+    train_ids: np.ndarray
+    test_ids: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+
+
+class GPTfluence:
+    """The featurized simulator; the constructor stores the config only.
+
+    Learned state (set by :meth:`fit`): ``net_`` (the factor network), ``encoder_`` (the
+    resolved encoder and its cache, kept to embed examples first seen at simulation),
+    ``mean_``/``std_`` (feature standardization, from the fit examples), ``scale_`` (the
+    target scale), ``bounds_`` (rollout clip range on the normalized scale, or None),
+    ``device_``, ``result_`` (what training chose) and ``texts_`` (id -> text of every
+    training and test example met so far, for :meth:`factors`).
+    """
+
+    def __init__(self, config: GPTfluenceConfig) -> None:
+        self.config = config
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, data: FitData) -> GPTfluence:
+        """Embed the fit examples, train the factor network, keep the best validation state."""
+        with torch_threads(self.config.threads):
+            return self._fit(data)
+
+    def _fit(self, data: FitData) -> GPTfluence:
+        cfg = self.config
+        if data.values.shape[1] != len(data.test):
+            raise ValueError(f"FitData values have {data.values.shape[1]} test rows, FitData.test has {len(data.test)}")
+        t0 = time.perf_counter()
+        self.device_ = torch.device(data.device)
+        self.encoder_ = TextEncoder(cfg.encoder, cfg.pooling, cfg.max_length, cfg.encode_batch_size, data.cache_dir, data.device)
+        self.texts_: dict[str, dict[int, str]] = {"train": {}, "test": {}}
+        self._remember(data.train, data.test)
+        raw_train = self.encoder_.embed(data.train.texts)
+        raw_test = self.encoder_.embed(data.test.texts)
+        both = np.concatenate([raw_train, raw_test])
+        self.mean_ = both.mean(axis=0)
+        std = both.std(axis=0)
+        self.std_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        h_train, h_test = self._standardized(raw_train), self._standardized(raw_test)
+        encode_s = time.perf_counter() - t0
+        # Learn on y / scale: O(1) targets whatever the metric (loss, BLEU 0-100, ROUGE 0-1).
+        # Only the columns the interval reads (all of them for interval 1) are ever looked at.
+        cols = used_columns(data.values.shape[2], cfg.interval)
+        vals = np.concatenate([data.values[..., cols].ravel(), data.validation_values[..., cols].ravel()])
+        vals = vals[np.isfinite(vals)]
+        rms = float(np.sqrt(np.mean(vals**2))) if len(vals) else 1.0
+        self.scale_ = rms if rms > 0 and math.isfinite(rms) else 1.0
+        self.bounds_ = _bounds(vals / self.scale_) if cfg.clip else None
+        fit = self._runset(data.runs, data.train, data.values)
+        val = self._runset(data.validation, data.train, data.validation_values) if len(data.validation) else None
+        gen = torch.Generator().manual_seed(data.seed)
+        width = cfg.width or PUBLISHED_WIDTH.get(cfg.form, h_train.shape[1])
+        self.net_: FactorNet = build_net(cfg.form, h_train.shape[1], width, cfg.order, gen).to(self.device_)
+        self.const_ = constant_factors(fit, cfg.interval)
+        self.net_.init_constant(h_train, h_test, self.const_, cfg.init_scale)
+        settings = TrainSettings(
+            lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, epochs=cfg.epochs,
+            warmup_steps=cfg.warmup_steps, patience=cfg.patience, interval=cfg.interval, seed=data.seed,
+        )
+        t1 = time.perf_counter()
+        self.result_: FitResult = fit_factors(self.net_, h_train, h_test, fit, val, settings, self.bounds_)
+        self.net_.eval()
+        self.times_ = {"encode_s": encode_s, "train_s": time.perf_counter() - t1}
+        return self
+
+    def _runset(self, runs: RunBatches, train: ExampleSet, values: np.ndarray) -> RunSet:
+        pos = _positions(runs.transitions(), train)
+        return RunSet(
+            torch.as_tensor(pos, device=self.device_),
+            torch.as_tensor(values / self.scale_, dtype=torch.float32, device=self.device_),
+        )
+
+    # -- features ------------------------------------------------------------------------
+    def _remember(self, train: ExampleSet, test: ExampleSet) -> None:
+        self.texts_["train"].update(zip(train.ids.tolist(), train.texts))
+        self.texts_["test"].update(zip(test.ids.tolist(), test.texts))
+
+    def _standardized(self, raw: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((raw - self.mean_) / self.std_, dtype=torch.float32, device=self.device_)
+
+    def _features(self, texts: Sequence[str]) -> torch.Tensor:
+        """Standardized features of ``texts``: cached embeddings, unseen texts encoded now."""
+        return self._standardized(self.encoder_.embed(texts))
+
+    def _lookup(self, kind: str, ids: np.ndarray) -> list[str]:
+        known = self.texts_[kind]
+        missing = [int(i) for i in ids if int(i) not in known]
+        if missing:
+            raise KeyError(f"gptfluence has not met {kind} examples {missing[:5]} (pass them in a fit or a query first)")
+        return [known[int(i)] for i in ids]
+
+    # -- simulation ----------------------------------------------------------------------
+    def simulate(self, query: Query) -> np.ndarray:
+        """Roll out every query run from its initial values; float64 [R, n_test, K]."""
+        with torch_threads(self.config.threads):
+            return self._simulate(query)
+
+    def _simulate(self, query: Query) -> np.ndarray:
+        self._remember(query.train, query.test)
+        trans = query.runs.transitions()
+        used = np.unique(trans[trans >= 0])
+        train = query.train.subset(used) if len(used) else ExampleSet.from_ids([])
+        pos = torch.as_tensor(_positions(trans, train), device=self.device_)
+        initial = torch.as_tensor(query.initial / self.scale_, dtype=torch.float32, device=self.device_)
+        with torch.no_grad():
+            tr, te = self.net_.represent(self._features(train.texts), self._features(query.test.texts))
+            pred = rollout(self.net_, tr, te, pos, initial, self.bounds_)
+        out = pred.double().cpu().numpy() * self.scale_
+        out[:, :, 0] = query.initial  # exact, not a float32 round trip
+        return out
+
+    # -- what was learned ----------------------------------------------------------------
+    def factors(self, train_ids: Sequence[int] | np.ndarray, test_ids: Sequence[int] | np.ndarray) -> PairFactors:
+        """A and B of every (training id, test id) pair, on the metric's original scale.
+
+        Any example met in a fit or a query can be asked for, seen in fitting or not; an
+        example's factors depend only on its text. ``A[i, z, j-1]`` multiplies ``y_{t-j}``
+        when ``i`` is in the batch; ``B[i, z]`` is added (the target was learned as
+        ``y / scale``, so B is scaled back; A is scale-free).
+        """
+        tr_ids = np.asarray(train_ids, dtype=np.int64).reshape(-1)
+        te_ids = np.asarray(test_ids, dtype=np.int64).reshape(-1)
+        parts = []
+        with torch_threads(self.config.threads), torch.no_grad():
+            h_train = self._features(self._lookup("train", tr_ids))
+            h_test = self._features(self._lookup("test", te_ids))
+            for start in range(0, len(tr_ids), 64):  # bounded memory for the concat form
+                tr, te = self.net_.represent(h_train[start : start + 64], h_test)
+                parts.append(self.net_.pairs(tr, te).double().cpu())
+        n = self.config.order
+        f = torch.cat(parts).numpy() if parts else np.zeros((0, len(te_ids), n + 1))
+        return PairFactors(tr_ids, te_ids, f[..., :n].copy(), f[..., n] * self.scale_)
+
+    def self_influence(self, train_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """float64 [n]: each training example's lag-1 multiplicative factor on itself, A_1(i, i).
+
+        The example's text is both the training and the test side. A_1(i, i) is how much a
+        batch holding ``i`` keeps of ``i``'s own metric; compared across examples (a lower
+        value: training on i moves i's own loss more), it ranks examples for mislabel search.
+        """
+        ids = np.asarray(train_ids, dtype=np.int64).reshape(-1)
+        with torch_threads(self.config.threads), torch.no_grad():
+            h = self._features(self._lookup("train", ids))
+            tr, te = self.net_.represent(h, h)
+            return self.net_.diagonal(tr, te)[:, 0].double().cpu().numpy()
+
+    def fit_info(self) -> dict[str, Any]:
+        """What fitting chose, JSON-ready: the kept epoch, its validation MSE, timings."""
+        r = self.result_
+        return {
+            "best_epoch": r.best_epoch,
+            "epochs_run": r.epochs_run,
+            "steps": r.steps,
+            "selected_on": r.selection,
+            "best_select_mse": r.best_val_mse * self.scale_**2,  # on the original scale
+            "target_scale": self.scale_,
+            "constant_start": {"a": self.const_.a, "b": self.const_.b * self.scale_},
+            "encoder": self.encoder_.identity(),
+            "texts_encoded": self.encoder_.n_encoded,
+            **{k: round(v, 3) for k, v in self.times_.items()},
+        }
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (0: unchanged), restoring the setting after."""
+    before = torch.get_num_threads()
+    if n > 0 and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _positions(trans: np.ndarray, train: ExampleSet) -> np.ndarray:
+    """Rows of ``train`` for transition ids (-1 stays -1); an id ``train`` lacks is an error."""
+    pos = train.positions(trans)
+    bad = (trans >= 0) & (pos < 0)
+    if bad.any():
+        raise ValueError(f"training ids without an example (text): {np.unique(trans[bad])[:5].tolist()}")
+    return pos
+
+
+def _bounds(vals: np.ndarray) -> tuple[float, float] | None:
+    """The range of the fitted values, widened by its span on each side."""
+    if not len(vals):
+        return None
+    lo, hi = float(vals.min()), float(vals.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    return lo - span, hi + span
+
+
+@hookimpl
+def tdabench_methods() -> list[MethodSpec]:
+    """GPTfluence."""
+    return [
+        MethodSpec(
+            name="gptfluence",
+            factory=GPTfluence,
+            config_cls=GPTfluenceConfig,
+            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True),
+            summary="GPTfluence: featurized simulator, factors from frozen text-encoder features (Chai et al. 2024)",
+        )
+    ]
