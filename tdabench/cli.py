@@ -20,6 +20,7 @@ from tdabench.errors import TDABenchError
 from tdabench.executors import make_executor
 from tdabench.leaderboard.cli import add_parser as add_leaderboard_parser, cmd_leaderboard
 from tdabench.metrics import describe_metrics
+from tdabench.recorder.cli import add_parser as add_record_parser, cmd_record
 from tdabench.report import results_document, results_table
 from tdabench.runner import RunPlan, choose_methods, execute
 from tdabench.sources import resolve_benchmarks
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", nargs="?", default="methods", choices=("methods", "benchmarks", "metrics", "splits"))
     lst.add_argument("-v", "--verbose", action="store_true", help="show each method's options")
     add_leaderboard_parser(sub)
+    add_record_parser(sub)
     return parser
 
 
@@ -127,7 +129,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tdabench`` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard}
+    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "record": cmd_record}
     try:
         return handlers[args.command](args)
     except TDABenchError as exc:

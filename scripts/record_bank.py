@@ -1,0 +1,133 @@
+"""Record the built-in bank and pack it into tdabench/bank/ (archives + index.json).
+
+    python scripts/record_bank.py                      # every benchmark (resumes what is recorded)
+    python scripts/record_bank.py --only ft-neox-1m-sentiment
+    python scripts/record_bank.py --pretrain           # also regenerate the base checkpoints first
+    python scripts/record_bank.py --pack-only          # pack finished recordings, record nothing
+
+Recordings go to --build-dir (resumable per run); each finished one is packed to
+``tdabench/bank/benchmarks/<name>.tar.xz`` and listed in ``tdabench/bank/index.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tdabench.bank import ARCHIVES, INDEX, pack, read_index
+from tdabench.recorder.record import RecordSpec, record
+from tdabench.recorder.train import Schedule
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One benchmark of the bank."""
+
+    name: str
+    id: str
+    model: str
+    task: str
+    lr: float
+    default: bool = False
+
+
+#: The bank, in recording order (the default slice first). Every benchmark: 32 runs on pool A,
+#: 3 on pool B, 128 of 200 examples, batch 4, 3 epochs (96 steps); BLEU / ROUGE-L every 8 steps
+#: for generation tasks and the mixture.
+BANK: tuple[Entry, ...] = (
+    Entry("ft-neox-1m-sentiment", "builtin/ft/neox-1m/sentiment", "neox-1m", "sentiment", 3e-3, default=True),
+    Entry("it-neox-0.2m-mixture", "builtin/it/neox-0.2m/mixture", "neox-0.2m", "mixture", 3e-3),
+    Entry("it-neox-1m-mixture", "builtin/it/neox-1m/mixture", "neox-1m", "mixture", 3e-3),
+    Entry("ft-neox-1m-entailment", "builtin/ft/neox-1m/entailment", "neox-1m", "entailment", 3e-3),
+    Entry("ft-neox-1m-boolq", "builtin/ft/neox-1m/boolq", "neox-1m", "boolq", 3e-3),
+    Entry("ft-neox-1m-webnlg", "builtin/ft/neox-1m/webnlg", "neox-1m", "webnlg", 3e-3),
+    Entry("ft-neox-1m-wmt", "builtin/ft/neox-1m/wmt", "neox-1m", "wmt", 3e-3),
+    Entry("it-neox-4m-mixture", "builtin/it/neox-4m/mixture", "neox-4m", "mixture", 1e-3),
+)
+
+
+def spec_of(e: Entry) -> RecordSpec:
+    """The recording settings of a bank entry."""
+    return RecordSpec(model=e.model, task=e.task, runs=32, schedule=Schedule(lr=e.lr), bench_id=e.id)
+
+
+def pack_entry(e: Entry, root: Path) -> None:
+    """Pack a finished recording and update the index."""
+    from tdabench.formats.gptdynamics_load import load_benchmarks
+
+    bench = load_benchmarks(root)[0]
+    archive = ARCHIVES / f"{e.name}.tar.xz"
+    sha = pack(root, archive)
+    loss = bench.runs[0].trajectories["loss"].values
+    curves = np.stack([r.trajectories["loss"].values for r in bench.runs])
+    entries = [x for x in read_index() if x["id"] != e.id]
+    mine = {
+        "id": e.id, "archive": archive.name, "sha256": sha, "model": e.model, "task": e.task,
+        "description": bench.meta.description, "default": e.default, "n_runs": len(bench.runs),
+        "n_steps": int(bench.runs[0].n_steps), "n_test": int(loss.shape[0]), "metrics": list(bench.metrics),
+        "content_hash": bench.content_hash, "mean_test_loss_start": round(float(curves[:, :, 0].mean()), 4),
+        "mean_test_loss_end": round(float(curves[:, :, -1].mean()), 4), "archive_bytes": archive.stat().st_size,
+    }
+    for metric in ("bleu", "rougeL"):
+        if metric in bench.metrics:
+            m = np.stack([r.trajectories[metric].values for r in bench.runs])
+            mine[f"mean_{metric}_start"], mine[f"mean_{metric}_end"] = round(float(m[:, :, 0].mean()), 4), round(float(m[:, :, -1].mean()), 4)
+    entries.append(mine)
+    order = [b.id for b in BANK]
+    entries.sort(key=lambda x: order.index(x["id"]) if x["id"] in order else len(order))
+    INDEX.write_text(json.dumps({"schema_version": 1, "benchmarks": entries}, indent=1) + "\n", encoding="utf-8")
+    print(f"packed {e.id}: {archive.stat().st_size / 1e6:.2f} MB, loss {mine['mean_test_loss_start']} -> {mine['mean_test_loss_end']}")
+
+
+def docs_table() -> str:
+    """The Markdown table of docs/benchmarks.md, from index.json."""
+    rows = ["| id | model | task | steps | runs (A + B) | test | metrics | test loss start -> end | BLEU / ROUGE-L start -> end | archive | content hash |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for e in read_index():
+        runs = e["n_runs"]
+        rows.append(
+            f"| `{e['id']}`{' (default)' if e['default'] else ''} | {e['model']} | {e['task']} | {e['n_steps']} | {runs - 3} + 3 | "
+            f"{e['n_test']} | {', '.join(e['metrics'])} | {e['mean_test_loss_start']} -> {e['mean_test_loss_end']} | "
+            + (f"{e['mean_bleu_start']} -> {e['mean_bleu_end']} / {e['mean_rougeL_start']} -> {e['mean_rougeL_end']} | " if "mean_bleu_start" in e else "- | ")
+            + f"{int(e['archive_bytes']) / 1e6:.2f} MB, sha256 `{str(e['sha256'])[:16]}` | `{str(e['content_hash'])[7:23]}` |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    """Record (resuming) and pack the selected bank entries."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", default=[], choices=[e.name for e in BANK])
+    ap.add_argument("--build-dir", type=Path, default=Path("bank_build"))
+    ap.add_argument("--pretrain", action="store_true", help="regenerate the base checkpoints first")
+    ap.add_argument("--pack-only", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--docs", action="store_true", help="print the docs/benchmarks.md table of the packed bank and exit")
+    args = ap.parse_args()
+    if args.docs:
+        print(docs_table())
+        return
+    if args.pretrain:
+        from tdabench.recorder.models import SIZES
+        from tdabench.recorder.pretrain import pretrain
+
+        for size in SIZES:
+            pretrain(size)
+    for e in BANK:
+        if args.only and e.name not in args.only:
+            continue
+        root = args.build_dir / e.name
+        if not args.pack_only:
+            t0 = time.perf_counter()
+            record(spec_of(e), root, device=args.device)
+            print(f"recorded {e.name} in {time.perf_counter() - t0:.0f} s")
+        if (root / "tdabench.json").is_file():
+            pack_entry(e, root)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Record many runs of one (model, task) setting into a benchmark in the GPTDynamics layout.
+
+Resumable and atomic: each run is written into ``OUT/.partial/`` and renamed into
+``OUT/runs/<task>/`` when complete, so a killed recording leaves complete runs and at most
+one partial one, which the next call deletes and redoes. ``OUT/record.json`` holds the
+settings; resuming with different settings is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from tdabench.data import BenchmarkMeta, ModelAccess, Run, SplitSpec, Trajectory
+from tdabench.errors import TDABenchError
+from tdabench.formats.gptdynamics_write import example_file_paths, write_examples, write_run
+from tdabench.formats.jsonl import atomic_write_text
+from tdabench.formats.manifest import write_manifest
+from tdabench.formats.names import format_run_name
+from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scores
+from tdabench.recorder.lm import encode, evaluate
+from tdabench.recorder.models import LoadedModel, load_model, n_params
+from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task
+from tdabench.recorder.train import Schedule, plan_batches, train
+from tdabench.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
+
+UNSEEN_SEED_OFFSET = 1000  # pool-B runs use seeds seed + 1000 + j
+DECIMALS = 4  # GPTDynamics stores four decimals; bf16 evaluation is only trusted to 1e-3
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """Everything that determines a recording (stored in ``record.json``)."""
+
+    model: str
+    task: str
+    runs: int
+    schedule: Schedule
+    unseen_runs: int | None = None  # None: 3 when pool B holds enough examples, else 0
+    metric_every: int | None = None  # None: 8 for generation tasks, else 0 (no BLEU/ROUGE-L)
+    checkpoint_every: int = 0
+    checkpoint_runs: str = "eval"  # "eval": evaluation and unseen-train runs; "all"
+    seed: int = 0
+    precision: str = "auto"
+    loss: str = "output-tokens"  # for tasks from files; built-in tasks fix their own
+    n_test: int = 128
+    shot: int | None = None
+    bench_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.runs < 2:
+            raise ValueError(f"runs must be at least 2 (one fit, one evaluation run), got {self.runs}")
+        if self.checkpoint_runs not in ("eval", "all"):
+            raise ValueError(f"checkpoint_runs must be 'eval' or 'all', got {self.checkpoint_runs!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+
+def _plan_runs(spec: RecordSpec, task: Task) -> tuple[list[tuple[int, np.ndarray]], int]:
+    """[(seed, pool)] for pool A then pool B, and the number of pool-B runs."""
+    s = spec.schedule
+    if s.sample > len(task.pool_a):
+        raise TDABenchError(f"--sample {s.sample} is larger than the training pool of {task.name} ({len(task.pool_a)} examples)")
+    enough_b = len(task.pool_b) >= s.sample
+    n_b = (3 if enough_b else 0) if spec.unseen_runs is None else spec.unseen_runs
+    if n_b and not enough_b:
+        raise TDABenchError(f"--unseen-runs needs a disjoint pool of at least --sample {s.sample} examples; {task.name} has {len(task.pool_b)}")
+    plan = [(spec.seed + i, task.pool_a) for i in range(spec.runs)]
+    plan += [(spec.seed + UNSEEN_SEED_OFFSET + j, task.pool_b) for j in range(n_b)]
+    return plan, n_b
+
+
+def _metric_steps(T: int, every: int) -> np.ndarray:
+    steps = list(range(0, T + 1, every))
+    return np.asarray(steps if steps[-1] == T else steps + [T], dtype=np.int64)
+
+
+def _choose_bf16(precision: str, model: torch.nn.Module, test_enc: object) -> bool:
+    """Whether to evaluate under bf16 autocast. ``auto`` uses it on CUDA only, and only where
+    the loss error on the test set stays below 1e-3; on the CPUs measured here bf16 was no
+    faster, so CPU recordings stay in float32."""
+    if precision != "auto":
+        return precision == "bf16"
+    if next(model.parameters()).device.type != "cuda":
+        return False
+    err = float(np.abs(evaluate(model, test_enc, bf16=True) - evaluate(model, test_enc, bf16=False)).max())  # type: ignore[arg-type]
+    return err < 1e-3
+
+
+def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool = True) -> Path:
+    """Record ``spec`` into ``out`` (resuming what is there) and return ``out``."""
+    task = load_task(spec.task, loss_type=spec.loss, n_test=spec.n_test, shot=spec.shot, generation=(spec.metric_every or 0) > 0)
+    plan, n_b = _plan_runs(spec, task)
+    out = Path(out)
+    _check_settings(out, spec)  # before the slow model load: a mismatch fails fast
+    loaded = load_model(spec.model, device)
+    if not (out / "record.json").is_file():  # written once the arguments are known to be good
+        atomic_write_text(out / "record.json", json.dumps(_settings_dict(spec), indent=1) + "\n")
+    metric_every = spec.metric_every if spec.metric_every is not None else (8 if task.generation else 0)
+    s = spec.schedule
+    settings = {"task": task.name, "bs": str(s.batch_size), "shot": str(len(task.pool_a)), "sample": str(s.sample),
+                "model": loaded.name, "lr": f"{s.lr:g}", "weight-decay": f"{s.weight_decay:g}", "epoch": str(s.epochs),
+                "loss": task.loss_type}
+    names = [format_run_name({**settings, "seed": str(seed)}) for seed, _ in plan]
+    train_file, test_file = example_file_paths(out, task.name, task.setting, task.train, task.test)
+    write_examples(train_file, task.train)
+    write_examples(test_file, task.test)
+    _save_base(loaded, out / "model")
+    tok = loaded.tokenizer
+    train_enc = encode(tok, task.train.prompts, task.train.targets, task.loss_type)
+    test_enc = encode(tok, task.test.prompts, task.test.targets, task.loss_type)
+    prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if metric_every else None
+    initial = copy.deepcopy(loaded.model.state_dict())
+    bf16 = _choose_bf16(spec.precision, loaded.model, test_enc)
+    eval_names = set(names[len(names) - n_b - split_counts(spec.runs)[2] :])
+    runs_dir = out / "runs" / task.name
+    bar = tqdm(total=len(plan), desc=f"{loaded.name}/{task.name} runs", unit="run", disable=not progress)
+    for (seed, pool), name in zip(plan, names):
+        if (runs_dir / name).is_dir():
+            bar.update(1)
+            continue
+        loaded.model.load_state_dict(initial)
+        ckpt = spec.checkpoint_every if (spec.checkpoint_runs == "all" or name in eval_names) else 0
+        run = _record_run(loaded, task, spec.schedule, seed, pool, name, settings, train_enc, test_enc, prompts,
+                          metric_every, ckpt, bf16, out, progress)
+        partial = out / ".partial" / name
+        write_run(partial, run, task.test.ids)
+        if (out / ".partial" / f"ckpt-{name}").is_dir():
+            shutil.rmtree(out / "checkpoints" / name, ignore_errors=True)  # left by a run killed after this point
+            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            os.replace(out / ".partial" / f"ckpt-{name}", out / "checkpoints" / name)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, runs_dir / name)  # the commit point of a run
+        bar.update(1)
+    bar.close()
+    shutil.rmtree(out / ".partial", ignore_errors=True)
+    _write_manifest(out, spec, task, loaded, names, n_b, metric_every, bf16)
+    return out
+
+
+def _record_run(loaded: LoadedModel, task: Task, schedule: Schedule, seed: int, pool: np.ndarray, name: str,
+                settings: dict[str, str], train_enc: object, test_enc: object, prompts: object, metric_every: int,
+                checkpoint_every: int, bf16: bool, out: Path, progress: bool) -> Run:
+    """Train one run from the base weights, observing the test set after every step."""
+    model = loaded.model
+    batches = plan_batches(pool, schedule, seed)
+    rows = np.where(batches >= 0, task.train.positions(batches), -1)
+    T = schedule.n_steps
+    loss = np.zeros((len(task.test), T + 1))
+    loss[:, 0] = evaluate(model, test_enc, bf16=bf16)  # type: ignore[arg-type]
+    m_steps = _metric_steps(T, metric_every) if metric_every else np.zeros(0, np.int64)
+    texts = {m: np.zeros((len(task.test), len(m_steps))) for m in TEXT_METRICS} if metric_every else {}
+    ckpt_dir = out / ".partial" / f"ckpt-{name}"
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    shutil.rmtree(out / ".partial" / name, ignore_errors=True)
+
+    def observe(t: int, m: torch.nn.Module, _train_loss: float) -> None:
+        if t > 0:
+            loss[:, t] = evaluate(m, test_enc, bf16=bf16)  # type: ignore[arg-type]
+        if metric_every and t in m_steps:
+            k = int(np.searchsorted(m_steps, t))
+            scores = text_scores(greedy_answers(m, loaded.tokenizer, prompts), task.test.targets)  # type: ignore[arg-type]
+            for metric in TEXT_METRICS:
+                texts[metric][:, k] = scores[metric]
+        if checkpoint_every and t > 0 and (t % checkpoint_every == 0 or t == T):
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}, str(ckpt_dir / f"step-{t}.safetensors"))
+
+    observe(0, model, float("nan"))
+    with tqdm(total=T, desc=f"seed {seed}", unit="step", leave=False, disable=not progress) as steps_bar:
+        train_loss = train(model, train_enc, rows, schedule, observe, progress=steps_bar)  # type: ignore[arg-type]
+    trajectories = {"loss": Trajectory(np.arange(T + 1), np.round(loss, DECIMALS))}
+    for metric in texts:
+        trajectories[metric] = Trajectory(m_steps, np.round(texts[metric], DECIMALS))
+    return Run(name, seed, batches, schedule.learning_rates(), trajectories, {**settings, "seed": str(seed)}, np.round(train_loss, DECIMALS))
+
+
+def _save_base(loaded: LoadedModel, dest: Path) -> None:
+    """The starting weights and tokenizer, for gradient methods (written once, atomically)."""
+    if (dest / "config.json").is_file():
+        return
+    tmp = dest.parent / ".partial" / "model"
+    shutil.rmtree(tmp, ignore_errors=True)
+    loaded.model.save_pretrained(str(tmp), safe_serialization=True)
+    loaded.tokenizer.save_pretrained(str(tmp))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+
+
+def _settings_dict(spec: RecordSpec) -> dict[str, object]:
+    return json.loads(json.dumps(dataclasses.asdict(spec)))
+
+
+def _check_settings(out: Path, spec: RecordSpec) -> None:
+    """A resumed recording must have the settings it was started with."""
+    path = out / "record.json"
+    mine = _settings_dict(spec)
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != mine:
+            diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+            raise TDABenchError(f"{out} holds a recording with other settings ({', '.join(diff)}); use another --out or the same arguments")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise TDABenchError(f"{out} exists and is not a recording (no record.json); use an empty or new --out")
+
+
+def _write_manifest(out: Path, spec: RecordSpec, task: Task, loaded: LoadedModel, names: list[str], n_b: int, metric_every: int, bf16: bool) -> None:
+    n_fit, n_val, n_eval = split_counts(spec.runs)
+    main, unseen = names[: spec.runs], names[spec.runs :]
+    split = SplitSpec(
+        fit_runs=tuple(main[:n_fit]), validation_runs=tuple(main[n_fit : n_fit + n_val]), eval_runs=tuple(main[n_fit + n_val :]),
+        unseen_train_runs=tuple(unseen), heldout_test_ids=tuple(int(i) for i in heldout_test_ids(task.test.ids)),
+        rule=(f"recorder: runs by seed, {n_fit} fit / {n_val} validation / {n_eval} evaluation on pool A; "
+              f"{n_b} runs on the disjoint pool B for unseen-train; {HELDOUT_FRACTION:.0%} of test ids withheld"),
+    )
+    metrics = ("loss", *TEXT_METRICS) if metric_every else ("loss",)
+    s = spec.schedule
+    meta = BenchmarkMeta(
+        model=loaded.name, task=task.name, setting=task.setting, loss_type=task.loss_type, n_params=n_params(loaded.model),
+        metrics=metrics, source="tdabench-recorder",
+        description=(f"{task.description}; {loaded.name}, {s.sample} of {len(task.pool_a)} examples, batch {s.batch_size}, "
+                     f"{s.epochs} epochs ({s.n_steps} steps), lr {s.lr:g}, {'bf16' if bf16 else 'fp32'} evaluation"
+                     + (f", BLEU/ROUGE-L every {metric_every} steps" if metric_every else "")),
+    )
+    ckpts = {}
+    for name in names:
+        files = sorted((out / "checkpoints" / name).glob("step-*.safetensors"))
+        if files:
+            ckpts[name] = {int(f.stem.split("-")[1]): f for f in files}
+    access = ModelAccess(base_model=out / "model", checkpoints=ckpts, loss_type=task.loss_type)
+    short = task.name.removeprefix("it_")
+    bench_id = spec.bench_id or f"recorded/{task.setting}/{loaded.name}/{short}"
+    write_manifest(out, bench_id, meta, split, access)

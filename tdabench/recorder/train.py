@@ -1,0 +1,96 @@
+"""One training run: the seed's batches, AdamW with linear decay, and what is observed after each step.
+
+:func:`plan_batches` is the only place randomness enters a run: the same seed gives the
+same batches, and so (with no dropout and the same starting weights) the same losses.
+:func:`train` also replays recorded batches, e.g. to regenerate checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tdabench.recorder.lm import Encoded, per_example_loss
+
+#: Called after each step ``t`` (1..T) with the model and the step's training loss.
+StepHook = Callable[[int, torch.nn.Module, float], None]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimizer settings of a run (GPTDynamics: AdamW, no warmup, linear decay to 0)."""
+
+    lr: float
+    weight_decay: float = 0.001
+    batch_size: int = 4
+    epochs: int = 3
+    sample: int = 128
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.sample < 1:
+            raise ValueError(f"sample must be at least 1, got {self.sample}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    @property
+    def n_steps(self) -> int:
+        """T = epochs * ceil(sample / batch_size)."""
+        return self.epochs * -(-self.sample // self.batch_size)
+
+    def learning_rates(self) -> np.ndarray:
+        """float64 [T]: the rate used at each step, ``lr * (1 - (t - 1) / T)``."""
+        T = self.n_steps
+        return self.lr * (1.0 - np.arange(T) / T)
+
+
+def plan_batches(pool: np.ndarray, schedule: Schedule, seed: int) -> np.ndarray:
+    """int64 [T, B]: ``sample`` ids of ``pool`` drawn by ``seed``, reshuffled every epoch, ``-1`` padded."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(np.asarray(pool, dtype=np.int64), size=schedule.sample, replace=False)
+    B = schedule.batch_size
+    per_epoch = -(-schedule.sample // B)
+    out = np.full((schedule.epochs, per_epoch * B), -1, dtype=np.int64)
+    for e in range(schedule.epochs):
+        out[e, : schedule.sample] = rng.permutation(chosen)
+    return out.reshape(schedule.epochs * per_epoch, B)
+
+
+def train(
+    model: torch.nn.Module,
+    train_data: Encoded,
+    rows: np.ndarray,
+    schedule: Schedule,
+    on_step: StepHook | None = None,
+    *,
+    progress: object | None = None,
+) -> np.ndarray:
+    """Train ``model`` in place on ``rows`` (int [T, B] rows of ``train_data``, ``-1`` padded).
+
+    The loss of a step is the mean of its examples' losses. Returns float64 [T] training losses.
+    """
+    device = next(model.parameters()).device
+    lrs = schedule.learning_rates()
+    opt = torch.optim.AdamW(model.parameters(), lr=float(lrs[0]), weight_decay=schedule.weight_decay)
+    losses = np.zeros(len(rows))
+    model.train()
+    for t, row in enumerate(rows, start=1):
+        for group in opt.param_groups:
+            group["lr"] = float(lrs[t - 1])
+        batch = train_data.rows(row[row >= 0]).to(device)
+        loss = per_example_loss(model, batch).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses[t - 1] = float(loss.detach())
+        if on_step is not None:
+            on_step(t, model, losses[t - 1])
+        if progress is not None:
+            progress.update(1)  # type: ignore[attr-defined]
+    return losses
