@@ -1,0 +1,197 @@
+"""TracIn-CP and Grad-Dot as training-run simulators, and the machinery influence reuses.
+
+:class:`GradientSimulator` fits by computing, at each used checkpoint, a score table
+``S[c, i, z]`` over the fit runs' training examples ``i`` and the fitted test examples ``z``
+(orientation train x test; positive means training on ``i`` lowers the loss of ``z``). It
+keeps the model and that table; ``simulate`` computes the rows and columns a query adds
+(unseen training or test examples: gradients exist for any text) and rolls the additive
+model of :mod:`tdabench_plugins.grad_rollout` out. Subclasses say which checkpoints they use
+and how a table is computed (TracIn: ``<g_i, g_z>``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from tdabench.data import ExampleSet
+from tdabench.recorder.lm import Encoded
+from tdabench.simulator import FitData, Query, RunBatches
+from tdabench_plugins.grad_config import GradientConfig
+from tdabench_plugins.grad_model import ModelHandle, encode_examples, lr_at, open_model, select_steps, step_checkpoint_index
+from tdabench_plugins.grad_per_example import GradientEngine, selected_names
+from tdabench_plugins.grad_project import Projector
+from tdabench_plugins.grad_rollout import filled_lr, least_squares_scale, mse_after_initial, rollout, step_deltas
+from tdabench_plugins.grad_scores import cross_scores, self_scores
+
+
+class GradientSimulator:
+    """Shared fit/simulate of the gradient methods; see the module docstring."""
+
+    checkpoint_choice: ClassVar[str] = "all"
+
+    def __init__(self, config: GradientConfig) -> None:
+        self.config = config
+
+    # ----- hooks for subclasses -------------------------------------------------------
+    def _checkpoints(self) -> str:
+        return self.checkpoint_choice
+
+    def _prepare(self, data: FitData) -> None:
+        """Fit-time setup before any table is computed (influence: curvature samples)."""
+
+    def _checkpoint_table(self, params: dict[str, torch.Tensor], step: int, test: Encoded, train: Encoded, *, variants: bool) -> np.ndarray:
+        """[n_variants, n_test, n_train] at one checkpoint; TracIn: plain gradient dot products."""
+        return cross_scores(self.engine_, params, test, train, budget_bytes=self.budget_)
+
+    def _self_table(self, params: dict[str, torch.Tensor], step: int, enc: Encoded) -> np.ndarray:
+        """[n] self-scores at one checkpoint."""
+        return self_scores(self.engine_, params, enc, budget_bytes=self.budget_)[0]
+
+    # ----- fit --------------------------------------------------------------------------
+    def fit(self, data: FitData) -> GradientSimulator:
+        """Load the model, compute the score tables of the fit examples, choose and calibrate."""
+        if data.metric != "loss":
+            raise ValueError(f"gradient methods predict the loss only (gradients of the loss), not {data.metric!r}")
+        t0 = time.perf_counter()
+        cfg = self.config
+        self.budget_ = cfg.memory_mb * 2**20
+        self.handle_: ModelHandle = open_model(
+            data.model, meta_loss_type=data.meta.loss_type, preferred_runs=(*data.runs.names, *data.validation.names),
+            run_override=cfg.checkpoint_run, device=data.device,
+        )
+        self.steps_ = select_steps(self.handle_.steps, self._checkpoints(), cfg.max_checkpoints)
+        names = selected_names(self.handle_.model, cfg.params)
+        shapes = dict(self.handle_.model.named_parameters())
+        projector = None
+        if cfg.projection_dim > 0:
+            sizes = {n: shapes[n].numel() for n in names}
+            projector = Projector(sizes, cfg.projection_dim, cfg.projection, data.seed, self.handle_.device)
+        self.engine_ = GradientEngine(self.handle_.model, names, projector=projector, memory_bytes=self.budget_ // 2)
+        self.train_, self.test_ = data.train, data.test
+        lr_fit, note = filled_lr(data.runs.lr)
+        self.weights_ = lr_at(lr_fit, self.steps_)
+        self.notes_ = [*self.handle_.notes, *([note] if note else [])]
+        self._prepare(data)
+        tables = self._tables(data.train, data.test, variants=True)  # [V, C, n_train, n_test]
+        self.variant_mse_: list[float] = []
+        scales: list[float] = []
+        for v in range(tables.shape[0]):
+            s = self._calibrate(tables[v], data.runs, data.values) if cfg.calibrate else 1.0
+            scales.append(s)
+            if len(data.validation):
+                pred = self._predict(tables[v], data.train.ids, data.validation, data.validation_values[:, :, 0], s)
+                self.variant_mse_.append(mse_after_initial(pred, data.validation_values))
+            else:  # no validation runs: select on the fit runs
+                pred = self._predict(tables[v], data.train.ids, data.runs, data.values[:, :, 0], s)
+                self.variant_mse_.append(mse_after_initial(pred, data.values))
+        self.variant_ = int(np.argmin(self.variant_mse_))
+        self.scores_ = tables[self.variant_]
+        self.scale_ = scales[self.variant_]
+        self._chosen(self.variant_)
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def _chosen(self, variant: int) -> None:
+        """Told which variant won (influence keeps its damping)."""
+
+    def _calibrate(self, table: np.ndarray, runs: RunBatches, values: np.ndarray) -> float:
+        raw = self._predict(table, self.train_.ids, runs, values[:, :, 0], 1.0)
+        return least_squares_scale(raw - raw[:, :, :1], values - values[:, :, :1])
+
+    def _predict(self, table: np.ndarray, train_ids: np.ndarray, runs: RunBatches, initial: np.ndarray, scale: float) -> np.ndarray:
+        lr, _ = filled_lr(runs.lr)
+        index = step_checkpoint_index(self.steps_, runs.batches.shape[1])
+        deltas = step_deltas(table, train_ids, runs, index, lr, self.config.batch_reduction)
+        return rollout(deltas, runs.steps, initial, scale)
+
+    def _tables(self, train: ExampleSet, test: ExampleSet, *, variants: bool) -> np.ndarray:
+        """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``)."""
+        enc_train = encode_examples(self.handle_, train, self.config.max_length)
+        enc_test = encode_examples(self.handle_, test, self.config.max_length)
+        per_ckpt = []
+        for step in self.steps_:
+            params = self.handle_.params_at(step)
+            per_ckpt.append(self._checkpoint_table(params, step, enc_test, enc_train, variants=variants).transpose(0, 2, 1))
+            del params
+        return np.stack(per_ckpt, axis=1)
+
+    # ----- simulate ---------------------------------------------------------------------
+    def simulate(self, query: Query) -> np.ndarray:
+        """Roll the additive model out for the query's runs and test examples."""
+        if query.metric != "loss":
+            raise ValueError(f"gradient methods predict the loss only, not {query.metric!r}")
+        used = np.unique(query.runs.batches)
+        used = used[used >= 0]
+        table = self._query_table(used, query)
+        return self._predict(table, used, query.runs, query.initial, self.scale_)
+
+    def _query_table(self, train_ids: np.ndarray, query: Query) -> np.ndarray:
+        """[C, len(train_ids), n_query_test]: stored scores, plus fresh ones for unseen examples."""
+        tr_pos = self.train_.positions(train_ids)
+        te_pos = self.test_.positions(query.test.ids)
+        known_tr, known_te = tr_pos >= 0, te_pos >= 0
+        out = np.zeros((len(self.steps_), len(train_ids), len(query.test)))
+        out[:, known_tr[:, None] & known_te[None, :]] = self.scores_[:, tr_pos[known_tr]][:, :, te_pos[known_te]].reshape(len(self.steps_), -1)
+        if (~known_te).any():  # unseen test examples: against every training example used
+            train = self._examples(train_ids, query)
+            fresh = self._tables(train, query.test.subset(query.test.ids[~known_te]), variants=False)[0]
+            out[:, :, ~known_te] = fresh
+        if (~known_tr).any() and known_te.any():  # unseen training examples: against fitted tests
+            train = query.train.subset(train_ids[~known_tr])
+            fresh = self._tables(train, self.test_.subset(query.test.ids[known_te]), variants=False)[0]
+            out[np.ix_(np.arange(len(self.steps_)), np.flatnonzero(~known_tr), np.flatnonzero(known_te))] = fresh
+        return out
+
+    def _examples(self, ids: np.ndarray, query: Query) -> ExampleSet:
+        """Training examples by id: from the query's texts, or the fitted ones."""
+        pos = query.train.positions(ids)
+        return query.train.subset(ids) if (pos >= 0).all() else self.train_.subset(ids)
+
+    # ----- exposed scores ---------------------------------------------------------------
+    def pairwise_scores(self, train: ExampleSet | None = None, test: ExampleSet | None = None) -> np.ndarray:
+        """float64 [n_train, n_test]: ``s * sum_c eta_c S[c, i, z]`` (positive: training on
+        ``i`` lowers the loss of ``z``); defaults to the fitted examples."""
+        if train is None and test is None:
+            table = self.scores_
+        else:
+            table = self._tables(self.train_ if train is None else train, self.test_ if test is None else test, variants=False)[0]
+        return self.scale_ * np.tensordot(self.weights_, table, axes=(0, 0))
+
+    def self_influence(self, train: ExampleSet | None = None) -> np.ndarray:
+        """float64 [n_train]: each training example's score with itself, same weights and sign."""
+        enc = encode_examples(self.handle_, self.train_ if train is None else train, self.config.max_length)
+        total = np.zeros(len(enc))
+        for w, step in zip(self.weights_, self.steps_):
+            total += w * self._self_table(self.handle_.params_at(step), step, enc)
+        return self.scale_ * total
+
+    def fit_info(self) -> dict[str, Any]:
+        """What fit chose and assumed."""
+        return {
+            "loss_type": self.handle_.loss_type,
+            "reference_run": self.handle_.run,
+            "checkpoint_steps": list(self.steps_),
+            "params": self.config.params,
+            "gradient_dim": self.engine_.dim,
+            "n_params": self.engine_.n_params,
+            "scale": self.scale_,
+            "variant_val_mse": self.variant_mse_,
+            "fit_seconds": round(self.fit_seconds_, 2),
+            "notes": self.notes_,
+        }
+
+
+class TracInCP(GradientSimulator):
+    """TracIn-CP: gradient dot products at every checkpoint (Pruthi et al. 2020)."""
+
+    checkpoint_choice = "all"
+
+
+class GradDot(GradientSimulator):
+    """Grad-Dot: gradient dot products at the final checkpoint only."""
+
+    checkpoint_choice = "final"

@@ -1,0 +1,47 @@
+"""Gradient-based methods as training-run simulators: TracIn-CP, Grad-Dot, influence functions.
+
+Each is registered twice: raw (faithful to its paper) and ``-calibrated`` (one global scale
+of the predicted change fitted by least squares on the fit runs, like the published
+rescaled TracIn); the calibrated name only changes the default of the ``calibrate`` option.
+
+Modules: grad_model (the benchmark's model and checkpoints), grad_per_example (per-example
+gradients with torch.func), grad_project (random projections), grad_scores (blocked inner
+products), grad_ihvp (inverse-Hessian-vector products), grad_rollout (the simulator form),
+grad_tracin / grad_influence (the simulators), grad_config (options). Conventions and
+equations: docs/methods.md, section "Gradient-based methods".
+"""
+
+from __future__ import annotations
+
+from tdabench.hookspecs import hookimpl
+from tdabench.simulator import Capabilities, MethodSpec
+from tdabench_plugins.grad_config import CalibratedGradientConfig, CalibratedInfluenceConfig, GradientConfig, InfluenceConfig
+from tdabench_plugins.grad_influence import Influence
+from tdabench_plugins.grad_tracin import GradDot, TracInCP
+
+#: Gradients exist for any text, so unseen training and test examples are served; gradients
+#: of the loss say nothing about BLEU or ROUGE, so only loss trajectories are.
+CAPABILITIES = Capabilities(
+    unseen_test=True,
+    unseen_train=True,
+    metric_trajectories=False,
+    needs_checkpoints=True,
+    needs_text=True,
+)
+
+
+@hookimpl
+def tdabench_methods() -> list[MethodSpec]:
+    """TracIn-CP, Grad-Dot and influence functions, raw and calibrated."""
+    specs = [
+        ("tracin-cp", TracInCP, "TracIn-CP: y_t = y_{t-1} - eta_t/|c_t| sum <g_i, g_z> at the latest checkpoint"),
+        ("grad-dot", GradDot, "Grad-Dot: TracIn-CP with the final checkpoint only"),
+        ("influence", Influence, "influence functions: B_i = -(eta/|c_t|) g_z^T (H + lambda I)^-1 g_i"),
+    ]
+    out = []
+    for name, cls, summary in specs:
+        raw_cfg, cal_cfg = (InfluenceConfig, CalibratedInfluenceConfig) if cls is Influence else (GradientConfig, CalibratedGradientConfig)
+        out.append(MethodSpec(name=name, factory=cls, config_cls=raw_cfg, capabilities=CAPABILITIES, summary=summary + " (raw scale)"))
+        out.append(MethodSpec(name=f"{name}-calibrated", factory=cls, config_cls=cal_cfg, capabilities=CAPABILITIES,
+                              summary=summary + " (one least-squares scale on the fit runs)"))
+    return out
