@@ -385,8 +385,9 @@ def test_cli_runs_the_three_methods_end_to_end(tiny: Benchmark, tmp_path: Path) 
     assert all(np.isfinite(r.metrics["mse_all_steps"].mean) for r in results)  # type: ignore[index]
 
 
-test_conformance_tracin = conformance_test("tracin-cp", "grad-dot-calibrated", benchmark=lambda: _STATE["bench"])
-test_conformance_influence = conformance_test("influence", config={"solver": "fisher", "projection_dim": 128}, benchmark=lambda: _STATE["bench"])
+test_conformance_tracin = conformance_test("tracin-cp", "tracin-cp-calibrated", "grad-dot", "grad-dot-calibrated", benchmark=lambda: _STATE["bench"])
+test_conformance_influence = conformance_test("influence", "influence-calibrated", config={"solver": "fisher", "projection_dim": 128}, benchmark=lambda: _STATE["bench"])
+test_conformance_influence_cg = conformance_test("influence", benchmark=lambda: _STATE["bench"])
 
 
 @pytest.mark.slow
