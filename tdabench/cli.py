@@ -1,4 +1,4 @@
-"""The ``tdabench`` command line: run, list.
+"""The ``tdabench`` command line: run, list, record, leaderboard.
 
 Errors the user can fix are printed as one line (``tdabench: error: ...``) with exit status
 2; a run with failed cells exits 1 after writing every result.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,10 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _context(args: argparse.Namespace) -> Context:
+    if getattr(args, "no_progress", False):
+        _quiet_libraries()
     return Context.create(
         data_dir=args.data_dir, plugins=args.plugins, device=args.device, seed=args.seed,
         progress=not getattr(args, "no_progress", False),
     )
+
+
+def _quiet_libraries() -> None:
+    """--no-progress also hides the progress bars of the libraries methods use."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # transformers is a dependency, but a trimmed install may lack it
+        pass
 
 
 def cmd_run(args: argparse.Namespace) -> int:
