@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,14 @@ def synthetic_dir(tmp_path: Path, synthetic: tuple[Benchmark, SyntheticTruth]) -
 def context() -> Context:
     """A context with the installed plugins."""
     return Context.create()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Small tensors on a shared 2-core machine: one intra-op thread is faster and steadier."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,16 +52,11 @@ def _examples(split: str, n: int, first_id: int) -> ExampleSet:
     return ExampleSet(np.arange(first_id, first_id + n), prompts, tuple(t[len(p) :] for t, p in zip(texts, prompts)), texts)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, _one_thread: None) -> dict[str, object]:
+def setup(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> dict[str, object]:
     """A neox-1m base model and 9 checkpoint files (seeded perturbations of it), and a
     benchmark whose 4 fit runs each use all 200 training examples once, lr 1."""
     from safetensors.torch import save_file
