@@ -53,6 +53,18 @@ class Unit:
         return f"{self.choice.display} on {self.benchmark} ({self.metric})"
 
 
+def lost_cells(unit: Unit, bench: Benchmark, why: str) -> list[CellResult]:
+    """Failed cells (not written, so a rerun retries them) for a unit whose worker died."""
+    return [
+        CellResult(
+            status="failed", method=unit.choice.display, method_name=unit.choice.spec.name, config={},
+            origin=unit.choice.spec.origin, benchmark=bench.id, data_hash=bench.content_hash,
+            metric=unit.metric, split=split, seed=unit.seed, key="", error=why,
+        )
+        for split in unit.splits
+    ]
+
+
 def run_unit(unit: Unit, bench: Benchmark) -> list[CellResult]:
     """The cells of one unit: one fit, one simulate per split; failures become failed cells."""
     choice, metric = unit.choice, unit.metric

@@ -18,7 +18,7 @@ from tdabench.config import describe_options
 from tdabench.context import Context
 from tdabench.data import SPLITS
 from tdabench.errors import TDABenchError
-from tdabench.executors import make_executor
+from tdabench.executors import add_executor_arguments, make_executor
 from tdabench.leaderboard.cli import add_parser as add_leaderboard_parser, cmd_leaderboard
 from tdabench.metrics import describe_metrics
 from tdabench.recorder.cli import add_parser as add_record_parser, cmd_record
@@ -54,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", metavar="DIR", help="results directory (default: ./results)")
     run.add_argument("--force", action="store_true", help="recompute cells whose results already exist")
     run.add_argument("--json", action="store_true", help="write machine-readable results to stdout")
-    run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N units at once in local processes (default: 1)")
-    run.add_argument("--executor", default="local", metavar="local|ray", help="where units run (default: local)")
-    run.add_argument("--ray-address", metavar="ADDR", help="address of an existing Ray cluster (default: start a local one)")
+    add_executor_arguments(run, "units")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     lst = sub.add_parser("list", help="list methods, benchmarks, metrics or splits")

@@ -15,12 +15,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tdabench.cells import MethodChoice, Unit
+from tdabench.cells import MethodChoice, Unit, lost_cells, run_unit
 from tdabench.config import parse_method_arg, read_method_file
 from tdabench.context import Context
 from tdabench.data import SPLITS
 from tdabench.errors import ConfigError, TDABenchError
-from tdabench.executors import Executor, SerialExecutor
+from tdabench.executors import Executor, Job, SerialExecutor
 from tdabench.results import CellResult
 from tdabench.sources import BenchmarkRef
 from tdabench.views import check_split_name
@@ -87,12 +87,16 @@ def execute(context: Context, plan: RunPlan, executor: Executor | None = None) -
     with tqdm(total=len(jobs), desc="units", unit="unit", disable=None if plan.progress else True, leave=False) as bar:
         failed = 0
 
-        def report(cells: list[CellResult], running: int) -> None:
+        def report(i: int, cells: list[CellResult] | None, error: str | None, running: int) -> None:
             nonlocal failed
+            if cells is None:  # run_unit records its own failures; this unit never finished
+                unit, b = jobs[i]
+                cells = lost_cells(unit, benches[b], error or "worker lost")
             results.extend(cells)
             failed += any(c.status == "failed" for c in cells)
             bar.set_postfix(running=running, failed=failed, refresh=False)
             bar.update(1)
 
-        (executor or SerialExecutor()).run(jobs, benches, report)
+        work = [Job(unit, b, unit.choice.spec.resources) for unit, b in jobs]
+        (executor or SerialExecutor()).map(run_unit, work, benches, report)
     return results

@@ -46,6 +46,15 @@ PLUGIN = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().fit(data)
 
+    def dying_record_run(job, ctx):
+        """Records a run, but kills its worker the first time it meets an unseen-train run."""
+        from tdabench.recorder.record import record_run_job
+        marker = ctx.out.parent / "killed"
+        if job.seed >= 1000 and not marker.exists():
+            marker.write_text("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return record_run_job(job, ctx)
+
     @hookimpl
     def tdabench_methods():
         caps = Capabilities(unseen_test=True, unseen_train=True)
@@ -145,3 +154,81 @@ def test_killed_worker_loses_only_its_unit(executor: list[str], plugin_dir: Path
     }
     if executor[0] == "--executor":  # Ray loses only the task whose worker died
         assert sorted(log.read_text().splitlines()) == sorted(["Counted toy loss", "Counted toy bleu", "Killer toy loss", "Killer toy bleu"])
+
+
+TINY_RECORD = ["record", "--model", "neox-0.2m", "--task", "sentiment", "--sample", "8", "--batch-size", "4", "--epochs", "1",
+               "--n-test", "16", "--runs", "2", "--unseen-runs", "1", "--no-progress"]
+
+
+def _recorded_files(root: Path) -> dict[str, bytes]:
+    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "runs").rglob("*")) if p.is_file()}
+    return {**files, "tdabench.json": (root / "tdabench.json").read_bytes()}
+
+
+@pytest.fixture(scope="module")
+def serial_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny recording made run after run in this process, on one thread as each worker has."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("rec") / "bench"
+        assert main([*TINY_RECORD, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+@pytest.mark.parametrize("executor", [["--jobs", "2"], ["--executor", "ray"]])
+def test_record_executors_match_serial(executor: list[str], serial_recording: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if executor[0] == "--executor":
+        request.getfixturevalue("local_ray")
+    out = tmp_path / "bench"
+    assert main([*TINY_RECORD, "--out", str(out), *executor]) == 0
+    assert _recorded_files(out) == _recorded_files(serial_recording)  # byte for byte, manifest included
+
+
+@pytest.mark.parametrize("kind", ["jobs", "ray"])
+def test_killed_recording_worker_loses_only_its_run(kind: str, plugin_dir: Path, serial_recording: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from exec_methods import dying_record_run  # importable by the workers too
+
+    from tdabench.errors import TDABenchError
+    from tdabench.executors import ProcessExecutor, RayExecutor
+    from tdabench.recorder import record as record_mod
+    from tdabench.recorder.record import RecordSpec, record
+    from tdabench.recorder.train import Schedule
+
+    if kind == "ray":
+        request.getfixturevalue("local_ray")
+    base = RayExecutor if kind == "ray" else ProcessExecutor
+
+    class Dying(base):  # type: ignore[misc, valid-type]
+        """The real executor, mapping a run function whose worker dies once."""
+
+        def map(self, fn, jobs, shared, report):  # type: ignore[no-untyped-def]
+            assert fn is record_mod.record_run_job
+            super().map(dying_record_run, jobs, shared, report)
+
+    spec = RecordSpec(model="neox-0.2m", task="sentiment", runs=2, unseen_runs=1,
+                      schedule=Schedule(lr=1e-3, batch_size=4, epochs=1, sample=8), n_test=16)
+    out = tmp_path / "bench"
+    # Ray loses only the dead worker's run; a local pool also loses the run beside it, if still in flight
+    lost = "1" if kind == "ray" else "[12]"
+    with pytest.raises(TDABenchError, match=rf"{lost} of 3 runs failed .*worker lost.*rerun the same command"):
+        record(spec, out, progress=False, executor=Dying() if kind == "ray" else Dying(2))
+    finished = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
+    assert len({p.parent for p in finished}) >= (2 if kind == "ray" else 1) and not (out / "tdabench.json").exists()
+    record(spec, out, progress=False, executor=RayExecutor() if kind == "ray" else ProcessExecutor(2))
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # nothing finished is recorded twice
+    assert _recorded_files(out) == _recorded_files(serial_recording)
+
+
+@pytest.mark.parametrize("command", ["run", "record"])
+def test_ray_missing_says_how_to_install(command: str, serial: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed: import fails
+    argv = _grid(serial[0], tmp_path / "out") if command == "run" else [*TINY_RECORD, "--out", str(tmp_path / "rec")]
+    assert main([*argv, "--executor", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tdabench: error: the Ray executor needs Ray: pip install 'tdabench[ray]'"]
+    assert not (tmp_path / "rec").exists()  # refused before anything was written

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tdabench.errors import ConfigError, TDABenchError
+from tdabench.executors import add_executor_arguments, make_executor
 
 HELP = "fine-tune a causal LM over many runs and write a benchmark in the GPTDynamics layout"
 
@@ -40,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="test-loss evaluation precision (auto: bf16 on CUDA where its error is below 1e-3)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first run; run i uses seed + i (default 0)")
+    add_executor_arguments(p, "runs")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=cmd_record)
     return p
@@ -67,7 +69,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    out = record(spec, Path(args.out), device=args.device, progress=not args.no_progress)
+    executor = make_executor(args.executor, args.jobs, args.ray_address)
+    out = record(spec, Path(args.out), device=args.device, progress=not args.no_progress, executor=executor)
     print(f"recorded {spec.runs} runs (+ unseen-train runs) to {out}/; evaluate with: tdabench run --benchmark {out}")
     return 0
 

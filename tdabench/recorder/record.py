@@ -2,13 +2,14 @@
 
 Resumable and atomic: each run is written into ``OUT/.partial/`` and renamed into
 ``OUT/runs/<task>/`` when complete, so a killed recording leaves complete runs and at most
-one partial one, which the next call deletes and redoes. ``OUT/record.json`` holds the
+one partial one per worker, which the next call deletes and redoes. Runs are independent
+jobs for an executor (:mod:`tdabench.executors`): in this process, local processes
+(``--jobs N``) or Ray tasks (``--executor ray``). ``OUT/record.json`` holds the
 settings; resuming with different settings is an error.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from tdabench.data import BenchmarkMeta, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import TDABenchError
+from tdabench.executors import Executor, Job, SerialExecutor
 from tdabench.formats.gptdynamics_write import example_file_paths, write_examples, write_run
 from tdabench.formats.jsonl import atomic_write_text
 from tdabench.formats.manifest import write_manifest
@@ -31,6 +33,7 @@ from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scor
 from tdabench.recorder.lm import encode, evaluate
 from tdabench.recorder.models import LoadedModel, load_model, n_params
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task
+from tdabench.simulator import Resources
 from tdabench.recorder.train import Schedule, plan_batches, train
 from tdabench.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
 
@@ -97,8 +100,60 @@ def _choose_bf16(precision: str, model: torch.nn.Module, test_enc: object) -> bo
     return err < 1e-3
 
 
-def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool = True) -> Path:
-    """Record ``spec`` into ``out`` (resuming what is there) and return ``out``."""
+@dataclass(frozen=True, eq=False)
+class RecordContext:
+    """What every run of a recording shares: shipped to each worker once (Ray's object store).
+
+    Attributes:
+        spec: the recording's settings.
+        out: the benchmark directory; workers load the base model from ``out/model`` and
+            commit their runs under ``out/runs`` (on a cluster, a file system every node sees).
+        device: torch device of the workers.
+        task: the task, examples included.
+        model_name: the model part of run names.
+        settings: run-name fields shared by all runs (the seed is added per run).
+        metric_every: BLEU / ROUGE-L interval in steps (0: off).
+        bf16: whether test losses are evaluated under bf16 autocast.
+        progress: whether a run shows its own step bar (serial recording only).
+    """
+
+    spec: RecordSpec
+    out: Path
+    device: str
+    task: Task
+    model_name: str
+    settings: dict[str, str]
+    metric_every: int
+    bf16: bool
+    progress: bool
+
+
+@dataclass(frozen=True, eq=False)
+class RunJob:
+    """One run of a recording: an independent, picklable unit of work."""
+
+    seed: int
+    pool: np.ndarray
+    name: str
+    checkpoint_every: int
+
+
+def run_resources(n_parameters: int, device: str) -> Resources:
+    """What one recording run declares to an executor: a core (or a GPU) and its memory,
+    about 20 bytes a parameter (weights, gradients, two AdamW moments, the initial copy)
+    on top of half a GiB for the interpreter, torch and activations."""
+    gpu = device.startswith("cuda")
+    return Resources(cpus=1.0, gpus=1.0 if gpu else 0.0, memory_mb=512 + -(-20 * n_parameters // 2**20))
+
+
+def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool = True, executor: Executor | None = None) -> Path:
+    """Record ``spec`` into ``out`` (resuming what is there) and return ``out``.
+
+    Runs are independent jobs on ``executor`` (default: one after another in this process);
+    each commits atomically when done. A failing run is reported after the others finish,
+    and rerunning the same call records only the missing runs.
+    """
+    executor = executor or SerialExecutor()
     task = load_task(spec.task, loss_type=spec.loss, n_test=spec.n_test, shot=spec.shot, generation=(spec.metric_every or 0) > 0)
     plan, n_b = _plan_runs(spec, task)
     out = Path(out)
@@ -116,36 +171,63 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
     write_examples(train_file, task.train)
     write_examples(test_file, task.test)
     _save_base(loaded, out / "model")
-    tok = loaded.tokenizer
-    train_enc = encode(tok, task.train.prompts, task.train.targets, task.loss_type)
-    test_enc = encode(tok, task.test.prompts, task.test.targets, task.loss_type)
-    prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if metric_every else None
-    initial = copy.deepcopy(loaded.model.state_dict())
-    bf16 = _choose_bf16(spec.precision, loaded.model, test_enc)
+    bf16 = _choose_bf16(spec.precision, loaded.model, encode(loaded.tokenizer, task.test.prompts, task.test.targets, task.loss_type))
+    n_parameters = n_params(loaded.model)
+    resources = run_resources(n_parameters, device)
+    model_name = loaded.name
+    del loaded  # workers load the saved base: the same weights, wherever they run
     eval_names = set(names[len(names) - n_b - split_counts(spec.runs)[2] :])
     runs_dir = out / "runs" / task.name
-    bar = tqdm(total=len(plan), desc=f"{loaded.name}/{task.name} runs", unit="run", disable=not progress)
-    for (seed, pool), name in zip(plan, names):
-        if (runs_dir / name).is_dir():
+    jobs = [
+        Job(RunJob(seed, pool, name, spec.checkpoint_every if (spec.checkpoint_runs == "all" or name in eval_names) else 0), 0, resources)
+        for (seed, pool), name in zip(plan, names)
+        if not (runs_dir / name).is_dir()
+    ]
+    ctx = RecordContext(spec, out, device, task, model_name, settings, metric_every, bf16,
+                        progress=progress and isinstance(executor, SerialExecutor))
+    failures: list[str] = []
+    with tqdm(total=len(plan), initial=len(plan) - len(jobs), desc=f"{model_name}/{task.name} runs", unit="run", disable=not progress) as bar:
+
+        def report(i: int, _name: str | None, error: str | None, running: int) -> None:
+            if error is not None:
+                failures.append(f"{jobs[i].arg.name}: {error}")
+            bar.set_postfix(running=running, failed=len(failures), refresh=False)
             bar.update(1)
-            continue
-        loaded.model.load_state_dict(initial)
-        ckpt = spec.checkpoint_every if (spec.checkpoint_runs == "all" or name in eval_names) else 0
-        run = _record_run(loaded, task, spec.schedule, seed, pool, name, settings, train_enc, test_enc, prompts,
-                          metric_every, ckpt, bf16, out, progress)
-        partial = out / ".partial" / name
-        write_run(partial, run, task.test.ids)
-        if (out / ".partial" / f"ckpt-{name}").is_dir():
-            shutil.rmtree(out / "checkpoints" / name, ignore_errors=True)  # left by a run killed after this point
-            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-            os.replace(out / ".partial" / f"ckpt-{name}", out / "checkpoints" / name)
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, runs_dir / name)  # the commit point of a run
-        bar.update(1)
-    bar.close()
+
+        executor.map(record_run_job, jobs, [ctx], report)
+    if failures:
+        raise TDABenchError(f"{len(failures)} of {len(plan)} runs failed (first: {failures[0]}); "
+                            "the finished runs are kept: rerun the same command to record the rest")
     shutil.rmtree(out / ".partial", ignore_errors=True)
-    _write_manifest(out, spec, task, loaded, names, n_b, metric_every, bf16)
+    _write_manifest(out, spec, task, model_name, n_parameters, names, n_b, metric_every, bf16)
     return out
+
+
+def record_run_job(job: RunJob, ctx: RecordContext) -> str:
+    """Record one run from the saved base weights and commit it; returns its name.
+
+    Writes go to ``out/.partial/<name>`` first and are renamed into place, so a worker that
+    dies leaves nothing a rerun would mistake for a finished run.
+    """
+    loaded = load_model(str(ctx.out / "model"), ctx.device)
+    loaded.name = ctx.model_name
+    tok, task = loaded.tokenizer, ctx.task
+    train_enc = encode(tok, task.train.prompts, task.train.targets, task.loss_type)
+    test_enc = encode(tok, task.test.prompts, task.test.targets, task.loss_type)
+    prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if ctx.metric_every else None
+    name, out = job.name, ctx.out
+    run = _record_run(loaded, task, ctx.spec.schedule, job.seed, job.pool, name, ctx.settings, train_enc, test_enc, prompts,
+                      ctx.metric_every, job.checkpoint_every, ctx.bf16, out, ctx.progress)
+    partial = out / ".partial" / name
+    write_run(partial, run, task.test.ids)
+    if (out / ".partial" / f"ckpt-{name}").is_dir():
+        shutil.rmtree(out / "checkpoints" / name, ignore_errors=True)  # left by a run killed after this point
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        os.replace(out / ".partial" / f"ckpt-{name}", out / "checkpoints" / name)
+    runs_dir = out / "runs" / task.name
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, runs_dir / name)  # the commit point of a run
+    return name
 
 
 def _record_run(loaded: LoadedModel, task: Task, schedule: Schedule, seed: int, pool: np.ndarray, name: str,
@@ -215,7 +297,8 @@ def _check_settings(out: Path, spec: RecordSpec) -> None:
         raise TDABenchError(f"{out} exists and is not a recording (no record.json); use an empty or new --out")
 
 
-def _write_manifest(out: Path, spec: RecordSpec, task: Task, loaded: LoadedModel, names: list[str], n_b: int, metric_every: int, bf16: bool) -> None:
+def _write_manifest(out: Path, spec: RecordSpec, task: Task, model_name: str, n_parameters: int, names: list[str], n_b: int,
+                    metric_every: int, bf16: bool) -> None:
     n_fit, n_val, n_eval = split_counts(spec.runs)
     main, unseen = names[: spec.runs], names[spec.runs :]
     split = SplitSpec(
@@ -227,9 +310,9 @@ def _write_manifest(out: Path, spec: RecordSpec, task: Task, loaded: LoadedModel
     metrics = ("loss", *TEXT_METRICS) if metric_every else ("loss",)
     s = spec.schedule
     meta = BenchmarkMeta(
-        model=loaded.name, task=task.name, setting=task.setting, loss_type=task.loss_type, n_params=n_params(loaded.model),
+        model=model_name, task=task.name, setting=task.setting, loss_type=task.loss_type, n_params=n_parameters,
         metrics=metrics, source="tdabench-recorder",
-        description=(f"{task.description}; {loaded.name}, {s.sample} of {len(task.pool_a)} examples, batch {s.batch_size}, "
+        description=(f"{task.description}; {model_name}, {s.sample} of {len(task.pool_a)} examples, batch {s.batch_size}, "
                      f"{s.epochs} epochs ({s.n_steps} steps), lr {s.lr:g}, {'bf16' if bf16 else 'fp32'} evaluation"
                      + (f", BLEU/ROUGE-L every {metric_every} steps" if metric_every else "")),
     )
@@ -240,5 +323,5 @@ def _write_manifest(out: Path, spec: RecordSpec, task: Task, loaded: LoadedModel
             ckpts[name] = {int(f.stem.split("-")[1]): f for f in files}
     access = ModelAccess(base_model=out / "model", checkpoints=ckpts, loss_type=task.loss_type)
     short = task.name.removeprefix("it_")
-    bench_id = spec.bench_id or f"recorded/{task.setting}/{loaded.name}/{short}"
+    bench_id = spec.bench_id or f"recorded/{task.setting}/{model_name}/{short}"
     write_manifest(out, bench_id, meta, split, access)

@@ -1,4 +1,4 @@
-"""Parallel speed-up of the run grid (issue: Ray): serial vs --jobs 2 vs a local Ray with 2 CPUs.
+"""Parallel speed-up of the run grid and of recording: serial vs --jobs 2 vs a local Ray with 2 CPUs.
 
 Run: python -m pytest tests/benchmarks/test_bench_executors.py --benchmark-only -s
 The ratios (target >= 1.7x on 2 cores) and Ray's start-up overhead are printed and stored in
@@ -57,4 +57,36 @@ def test_parallel_speedup(benchmark, grid: tuple[Context, list, list], tmp_path:
     benchmark.extra_info.update(serial_s=serial, jobs2_s=jobs, ray_s=on_ray, ray_startup_s=startup,
                                 jobs2_speedup=serial / jobs, ray_speedup=serial / on_ray)
     print(f"\nserial {serial:.1f}s | --jobs 2 {jobs:.1f}s ({serial / jobs:.2f}x) | "
+          f"ray {on_ray:.1f}s ({serial / on_ray:.2f}x), ray start-up {startup:.1f}s")
+
+
+def _timed_record(out: Path, executor: object) -> float:
+    from tdabench.recorder.record import RecordSpec, record
+    from tdabench.recorder.train import Schedule
+
+    # 8 runs of 32 steps of the 1M model with 128 test examples: long enough that spawning
+    # workers (importing torch and transformers) is a small part of the time.
+    spec = RecordSpec(model="neox-1m", task="sentiment", runs=8, unseen_runs=0, schedule=Schedule(lr=3e-3, epochs=1, sample=128))
+    t0 = time.perf_counter()
+    record(spec, out, progress=False, executor=executor)  # type: ignore[arg-type]
+    return time.perf_counter() - t0
+
+
+def test_record_parallel_speedup(benchmark, tmp_path: Path) -> None:  # noqa: ANN001
+    import torch
+
+    ray = pytest.importorskip("ray")
+    serial = _timed_record(tmp_path / "serial", SerialExecutor())
+    threads = torch.get_num_threads()
+    jobs = _timed_record(tmp_path / "jobs", ProcessExecutor(2))
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path / "ray"), log_to_driver=False)
+    startup = time.perf_counter() - t0
+    try:
+        on_ray = benchmark.pedantic(_timed_record, args=(tmp_path / "ray_out", RayExecutor()), rounds=1, iterations=1)
+    finally:
+        ray.shutdown()
+    benchmark.extra_info.update(serial_s=serial, serial_threads=threads, jobs2_s=jobs, ray_s=on_ray, ray_startup_s=startup,
+                                jobs2_speedup=serial / jobs, ray_speedup=serial / on_ray)
+    print(f"\nrecording 8 runs: serial ({threads} threads) {serial:.1f}s | --jobs 2 {jobs:.1f}s ({serial / jobs:.2f}x) | "
           f"ray {on_ray:.1f}s ({serial / on_ray:.2f}x), ray start-up {startup:.1f}s")
