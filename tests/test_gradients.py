@@ -400,3 +400,35 @@ def test_influence_with_cg_runs_every_split(tiny: Benchmark) -> None:
         q = split_view(tiny, split, "loss", seed=0).query
         pred = sim.simulate(q)
         assert pred.shape == q.shape and np.isfinite(pred).all()
+
+
+@pytest.mark.parametrize("raw, calibrated, options", [
+    ("tracin-cp", "tracin-cp-calibrated", {}),
+    ("influence", "influence-calibrated", {"cg_max_iter": 4, "hessian_examples": 8}),
+])
+def test_score_tables_are_cached_and_shared_by_the_calibrated_form(tiny: Benchmark, tmp_path: Path, raw: str, calibrated: str, options: dict[str, object]) -> None:
+    def fit(name: str, cache: Path | None) -> object:
+        spec = Context.create(progress=False).registry.method(name)
+        data = fit_data(tiny, "loss", seed=0, with_model=True, cache_dir=None if cache is None else str(cache), device="cpu")
+        return spec.create(spec.make_config(options)).fit(data)
+
+    def same_info(a: dict, b: dict) -> dict:
+        return {k: v for k, v in a.items() if k not in ("fit_seconds", "score_tables_cached")} == {k: v for k, v in b.items() if k not in ("fit_seconds", "score_tables_cached")}
+
+    queries = [split_view(tiny, split, "loss", seed=0).query for split in ("seen", "unseen-test", "unseen-train")]
+    cold, warm = fit(raw, None), fit(raw, tmp_path)
+    n_ckpt = len(cold.fit_info()["checkpoint_steps"])
+    assert warm.fit_info()["score_tables_cached"] == f"0 of {n_ckpt} checkpoints"
+    for q in queries:  # the first pass stores the query tables too
+        assert np.array_equal(cold.simulate(q), warm.simulate(q))
+    again = fit(raw, tmp_path)
+    assert again.fit_info()["score_tables_cached"] == f"{n_ckpt} of {n_ckpt} checkpoints"
+    assert same_info(again.fit_info(), cold.fit_info())
+    misses = again.cache_.misses
+    for q in queries:
+        assert np.array_equal(cold.simulate(q), again.simulate(q))
+    assert again.cache_.misses == misses  # every query table came from the cache
+    cal_cold, cal_warm = fit(calibrated, None), fit(calibrated, tmp_path)
+    assert cal_warm.fit_info()["score_tables_cached"] == f"{n_ckpt} of {n_ckpt} checkpoints"  # the raw form's tables
+    assert same_info(cal_warm.fit_info(), cal_cold.fit_info())
+    assert np.array_equal(cal_cold.simulate(queries[0]), cal_warm.simulate(queries[0]))

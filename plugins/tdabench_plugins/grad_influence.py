@@ -37,6 +37,7 @@ class Influence(GradientSimulator):
     """Influence functions with an inverse-Hessian solve at the final (or every) checkpoint."""
 
     config: InfluenceConfig
+    table_kind = "influence"
 
     def _checkpoints(self) -> str:
         return self.config.checkpoints
@@ -91,6 +92,7 @@ class Influence(GradientSimulator):
         return grid
 
     def _checkpoint_table(self, params: dict[str, torch.Tensor], step: int, test: Encoded, train: Encoded, *, variants: bool) -> np.ndarray:
+        self.log_mark_ = len(self.solve_log_)  # this table's solves are logged from here (saved with it)
         need_top = variants and self.config.damping == 0
         solve, top = self._solver(params, step, need_top)
         lams = self._dampings(step, top, variants)
@@ -100,6 +102,23 @@ class Influence(GradientSimulator):
         solve, _ = self._solver(params, step, need_top=False)
         lams = [self.damping_[step]]
         return self_scores(self.engine_, params, enc, budget_bytes=self.budget_, left_map=lambda g: solve(g, lams))[0]
+
+    def _table_salt(self, step: int, variants: bool) -> dict[str, Any]:
+        # a fit computes every candidate damping (set by the options); a query only the chosen one
+        return {} if variants else {"damping": self.damping_[step]}
+
+    def _table_state(self, step: int) -> dict[str, Any]:
+        log = [{"step": e["step"], "lanczos_steps": e["lanczos_steps"], "residuals": list(map(list, e["residuals"].items()))}
+               for e in self.solve_log_[self.log_mark_ :]]
+        return {"top": self.top_.get(step), "grid": self.grid_.get(step), "solve_log": log}
+
+    def _restore_state(self, step: int, state: dict[str, Any]) -> None:
+        if state.get("top") is not None:
+            self.top_[step] = float(state["top"])
+        if state.get("grid") is not None:
+            self.grid_[step] = [float(x) for x in state["grid"]]
+        for e in state.get("solve_log", []):
+            self.solve_log_.append({"step": e["step"], "lanczos_steps": e["lanczos_steps"], "residuals": {float(k): v for k, v in e["residuals"]}})
 
     def fit_info(self) -> dict[str, Any]:
         """TracIn's fit info plus the dampings and the solver's convergence."""

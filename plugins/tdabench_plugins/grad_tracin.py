@@ -11,6 +11,7 @@ and how a table is computed (TracIn: ``<g_i, g_z>``).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, ClassVar
 
@@ -19,7 +20,8 @@ import torch
 
 from tdabench.data import ExampleSet
 from tdabench.recorder.lm import Encoded
-from tdabench.simulator import FitData, Query, RunBatches
+from tdabench.simulator import FitData, Query, RunBatches, config_dict
+from tdabench_plugins.grad_cache import TableCache, examples_digest, table_cache
 from tdabench_plugins.grad_config import GradientConfig
 from tdabench_plugins.grad_model import ModelHandle, encode_examples, lr_at, open_model, select_steps, step_checkpoint_index
 from tdabench_plugins.grad_per_example import GradientEngine, selected_names
@@ -32,6 +34,8 @@ class GradientSimulator:
     """Shared fit/simulate of the gradient methods; see the module docstring."""
 
     checkpoint_choice: ClassVar[str] = "all"
+    #: What a checkpoint's table is, for the cache key: TracIn-CP and Grad-Dot share "dot".
+    table_kind: ClassVar[str] = "dot"
 
     def __init__(self, config: GradientConfig) -> None:
         self.config = config
@@ -51,6 +55,17 @@ class GradientSimulator:
         """[n] self-scores at one checkpoint."""
         return self_scores(self.engine_, params, enc, budget_bytes=self.budget_)[0]
 
+    def _table_salt(self, step: int, variants: bool) -> dict[str, Any]:
+        """What else a table at ``step`` depends on, beyond the config (influence: the damping)."""
+        return {}
+
+    def _table_state(self, step: int) -> dict[str, Any]:
+        """State a table's computation leaves behind, saved with it in the cache."""
+        return {}
+
+    def _restore_state(self, step: int, state: dict[str, Any]) -> None:
+        """Put back what :meth:`_table_state` saved, when a table comes from the cache."""
+
     # ----- fit --------------------------------------------------------------------------
     def fit(self, data: FitData) -> GradientSimulator:
         """Load the model, compute the score tables of the fit examples, choose and calibrate."""
@@ -59,6 +74,9 @@ class GradientSimulator:
         t0 = time.perf_counter()
         cfg = self.config
         self.budget_ = cfg.memory_mb * 2**20
+        self.seed_ = data.seed
+        self.cache_: TableCache = table_cache(data.cache_dir)
+        self.digests_: dict[int, str] = {}
         self.handle_: ModelHandle = open_model(
             data.model, meta_loss_type=data.meta.loss_type, preferred_runs=(*data.runs.names, *data.validation.names),
             run_override=cfg.checkpoint_run, device=data.device,
@@ -77,6 +95,7 @@ class GradientSimulator:
         self.notes_ = [*self.handle_.notes, *([note] if note else [])]
         self._prepare(data)
         tables = self._tables(data.train, data.test, variants=True)  # [V, C, n_train, n_test]
+        self.fit_hits_ = self.cache_.hits
         self.variant_mse_: list[float] = []
         scales: list[float] = []
         for v in range(tables.shape[0]):
@@ -109,15 +128,39 @@ class GradientSimulator:
         return rollout(deltas, runs.steps, initial, scale)
 
     def _tables(self, train: ExampleSet, test: ExampleSet, *, variants: bool) -> np.ndarray:
-        """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``)."""
-        enc_train = encode_examples(self.handle_, train, self.config.max_length)
-        enc_test = encode_examples(self.handle_, test, self.config.max_length)
+        """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``);
+        each checkpoint's table comes from the cache (grad_cache) when it was computed before."""
+        options = {k: v for k, v in config_dict(self.config).items() if k != "calibrate"}  # calibration acts after the table
+        parts = {"kind": self.table_kind, "options": options, "seed": self.seed_, "device": self.handle_.device.type,
+                 "loss_type": self.handle_.loss_type, "train": examples_digest(train), "test": examples_digest(test), "variants": variants}
+        encoded: tuple[Encoded, Encoded] | None = None  # tokenized only on a miss
         per_ckpt = []
         for step in self.steps_:
             params = self.handle_.params_at(step)
-            per_ckpt.append(self._checkpoint_table(params, step, enc_test, enc_train, variants=variants).transpose(0, 2, 1))
+            key = self.cache_.key({**parts, "step": step, "weights": self._weights_digest(step, params), **self._table_salt(step, variants)})
+            hit = self.cache_.load(key)
+            if hit is not None:
+                table, state = hit
+                self._restore_state(step, state)
+            else:
+                if encoded is None:
+                    encoded = (encode_examples(self.handle_, test, self.config.max_length), encode_examples(self.handle_, train, self.config.max_length))
+                table = self._checkpoint_table(params, step, *encoded, variants=variants)
+                self.cache_.store(key, table, self._table_state(step))
+            per_ckpt.append(table.transpose(0, 2, 1))
             del params
         return np.stack(per_ckpt, axis=1)
+
+    def _weights_digest(self, step: int, params: dict[str, torch.Tensor]) -> str:
+        """sha256 of the weights at a checkpoint (names, shapes and bytes), once per step."""
+        if step not in self.digests_:
+            h = hashlib.sha256()
+            for name in sorted(params):
+                t = params[name].detach().to("cpu", torch.float32).contiguous()
+                h.update(f"{name}{tuple(t.shape)}".encode())
+                h.update(t.numpy().tobytes())
+            self.digests_[step] = h.hexdigest()
+        return self.digests_[step]
 
     # ----- simulate ---------------------------------------------------------------------
     def simulate(self, query: Query) -> np.ndarray:
@@ -181,6 +224,7 @@ class GradientSimulator:
             "scale": self.scale_,
             "variant_val_mse": self.variant_mse_,
             "fit_seconds": round(self.fit_seconds_, 2),
+            "score_tables_cached": f"{self.fit_hits_} of {len(self.steps_)} checkpoints",
             "notes": self.notes_,
         }
 
