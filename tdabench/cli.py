@@ -68,14 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _context(args: argparse.Namespace) -> Context:
     if getattr(args, "no_progress", False):
-        _quiet_libraries()
+        quiet_libraries()
     return Context.create(
         data_dir=args.data_dir, plugins=args.plugins, device=args.device, seed=args.seed,
         progress=not getattr(args, "no_progress", False),
     )
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """--no-progress also hides the progress bars of the libraries methods use."""
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:

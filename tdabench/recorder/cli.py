@@ -49,8 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Handle ``tdabench record``; errors are :class:`TDABenchError` (one line)."""
+    from tdabench.cli import quiet_libraries  # here: tdabench.cli imports this module
     from tdabench.recorder.record import RecordSpec, record
     from tdabench.recorder.train import Schedule
+
+    if args.no_progress:
+        quiet_libraries()
 
     for flag, value, low in (("--batch-size", args.batch_size, 1), ("--epochs", args.epochs, 1), ("--sample", args.sample, 1),
                              ("--runs", args.runs, 2), ("--checkpoint-every", args.checkpoint_every, 0)):

@@ -9,11 +9,14 @@ gradient methods take per-example gradients with ``torch.func.vmap``, which SDPA
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from tdabench.errors import TDABenchError, UnknownNameError
 
@@ -112,3 +115,15 @@ def load_model(spec: str, device: str = "cpu") -> LoadedModel:
     if tok.pad_token is None:  # Pythia and GPT-2 tokenizers ship without one
         tok.pad_token = tok.eos_token
     return LoadedModel(name, source, model.to(device), tok)
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' weight-loading bar (a run reloads the base model: one bar per run is noise)."""
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()

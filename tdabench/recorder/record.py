@@ -31,7 +31,7 @@ from tdabench.formats.manifest import write_manifest
 from tdabench.formats.names import format_run_name
 from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scores
 from tdabench.recorder.lm import encode, evaluate
-from tdabench.recorder.models import LoadedModel, load_model, n_params
+from tdabench.recorder.models import LoadedModel, load_model, n_params, quiet_loading
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task
 from tdabench.simulator import Resources
 from tdabench.recorder.train import Schedule, plan_batches, train
@@ -209,7 +209,8 @@ def record_run_job(job: RunJob, ctx: RecordContext) -> str:
     Writes go to ``out/.partial/<name>`` first and are renamed into place, so a worker that
     dies leaves nothing a rerun would mistake for a finished run.
     """
-    loaded = load_model(str(ctx.out / "model"), ctx.device)
+    with quiet_loading():
+        loaded = load_model(str(ctx.out / "model"), ctx.device)
     loaded.name = ctx.model_name
     tok, task = loaded.tokenizer, ctx.task
     train_enc = encode(tok, task.train.prompts, task.train.targets, task.loss_type)
@@ -273,7 +274,8 @@ def _save_base(loaded: LoadedModel, dest: Path) -> None:
         return
     tmp = dest.parent / ".partial" / "model"
     shutil.rmtree(tmp, ignore_errors=True)
-    loaded.model.save_pretrained(str(tmp), safe_serialization=True)
+    with quiet_loading():
+        loaded.model.save_pretrained(str(tmp), safe_serialization=True)
     loaded.tokenizer.save_pretrained(str(tmp))
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, dest)
