@@ -156,7 +156,7 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
     executor = executor or SerialExecutor()
     task = load_task(spec.task, loss_type=spec.loss, n_test=spec.n_test, shot=spec.shot, generation=(spec.metric_every or 0) > 0)
     plan, n_b = _plan_runs(spec, task)
-    out = Path(out)
+    out = Path(out).resolve()  # workers (Ray's included) may start in another directory
     _check_settings(out, spec)  # before the slow model load: a mismatch fails fast
     loaded = load_model(spec.model, device)
     if not (out / "record.json").is_file():  # written once the arguments are known to be good

@@ -71,3 +71,41 @@ def test_recorder_steps_per_second(benchmark: object, setup: dict[str, object]) 
     })
     print(f"\nrecorder: {1 / batched_s:.2f} steps/s; plain one-example loop: {1 / plain_s:.3f} steps/s; ratio {plain_s / batched_s:.1f}x")
     assert plain_s > batched_s
+
+
+def test_bank_recording_time(benchmark: object, tmp_path: object) -> None:
+    """Time to record the whole bank with ``--jobs 2``, from 2 real runs of every benchmark.
+
+    Each bank entry is recorded with its own settings (model, task, lr, BLEU / ROUGE-L every
+    8 steps) but 2 runs instead of 35, on 2 local processes; the full bank's time is the
+    measured time scaled by 35 / 2 (runs are independent and alike, so the time is linear in
+    them; the start-up of the worker processes is scaled too, so this is an upper bound).
+    Target: under 90 minutes.
+    """
+    import dataclasses
+    import importlib.util
+    from pathlib import Path
+
+    from tdabench.executors import ProcessExecutor
+    from tdabench.recorder.record import record
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "record_bank.py"
+    spec = importlib.util.spec_from_file_location("record_bank", path)
+    bank = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bank)  # type: ignore[union-attr]
+    per_entry: dict[str, float] = {}
+
+    def record_all() -> None:
+        for e in bank.BANK:
+            t0 = time.perf_counter()
+            record(dataclasses.replace(bank.spec_of(e), runs=2, unseen_runs=0), Path(str(tmp_path)) / e.name,
+                   progress=False, executor=ProcessExecutor(2))
+            per_entry[e.name] = time.perf_counter() - t0
+
+    benchmark.pedantic(record_all, rounds=1, iterations=1)  # type: ignore[attr-defined]
+    runs = 35  # 32 on pool A + 3 on pool B
+    estimate_min = sum(per_entry.values()) * runs / 2 / 60
+    benchmark.extra_info.update({"seconds_for_2_runs": {k: round(v, 1) for k, v in per_entry.items()},  # type: ignore[attr-defined]
+                                 "full_bank_minutes_jobs2": round(estimate_min, 1)})
+    print("\n" + "\n".join(f"{k}: {v:.1f} s for 2 runs" for k, v in per_entry.items()))
+    print(f"whole bank ({len(per_entry)} benchmarks x {runs} runs) with --jobs 2: about {estimate_min:.0f} min (target 90)")
