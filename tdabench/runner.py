@@ -78,7 +78,7 @@ def execute(context: Context, plan: RunPlan, executor: Executor | None = None) -
     """
     benches = [ref.load() for ref in plan.benchmarks]
     jobs = [
-        (Unit(choice, bench.id, metric, plan.splits, plan.out.resolve(), plan.force, context.seed, str(context.cache_dir), context.device), b)
+        (Unit(choice, bench.id, metric, plan.splits, plan.out.resolve(), plan.force, context.seed, str(Path(context.cache_dir).resolve()), context.device), b)
         for b, bench in enumerate(benches)
         for metric in (bench.metrics if plan.metrics == ("all",) else plan.metrics)
         for choice in plan.methods

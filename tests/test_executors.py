@@ -1,4 +1,4 @@
-"""Executors: local processes and Ray give the serial results; a killed worker loses only its unit."""
+"""Executors: local processes and Ray give the serial results, for run grids and recordings; a killed worker loses only its unit."""
 
 from __future__ import annotations
 
