@@ -84,6 +84,7 @@ def test_bank_recording_time(benchmark: object, tmp_path: object) -> None:
     """
     import dataclasses
     import importlib.util
+    import sys
     from pathlib import Path
 
     from tdabench.executors import ProcessExecutor
@@ -92,6 +93,7 @@ def test_bank_recording_time(benchmark: object, tmp_path: object) -> None:
     path = Path(__file__).resolve().parents[2] / "scripts" / "record_bank.py"
     spec = importlib.util.spec_from_file_location("record_bank", path)
     bank = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["record_bank"] = bank  # its dataclasses look their module up there
     spec.loader.exec_module(bank)  # type: ignore[union-attr]
     per_entry: dict[str, float] = {}
 
