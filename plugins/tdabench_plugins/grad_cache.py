@@ -8,8 +8,8 @@ harness. So tables are cached under ``<cache_dir>/gradients/tables/<key>.npz``, 
 atomically, where the key is a sha256 of everything that determines the numbers:
 
 - the kind of table (gradient dot products, or influence with its damping);
-- the checkpoint's file contents (not its path: a regenerated checkpoint with the same bytes
-  hits, a different one misses);
+- the weights at the checkpoint (names, shapes and values, not a file path: a regenerated
+  checkpoint with the same weights hits, a different one misses);
 - the examples on both sides (ids, prompts, targets), the loss type and token budget;
 - every option of the method except ``calibrate`` (which acts after the table), the seed
   (projections and Hessian samples depend on it) and the device type.
@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +48,6 @@ class TableCache:
     root: Path | None
     hits: int = 0
     misses: int = 0
-    _file_digests: dict[Path, str] = field(default_factory=dict)
-
-    def file_digest(self, path: Path) -> str:
-        """sha256 of a checkpoint file, computed once per process and path."""
-        path = Path(path).resolve()
-        if path not in self._file_digests:
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 24), b""):
-                    h.update(block)
-            self._file_digests[path] = h.hexdigest()
-        return self._file_digests[path]
 
     @staticmethod
     def key(parts: dict[str, Any]) -> str:
