@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from torchthreads import one_thread
 
 from tdabench.context import Context
 from tdabench.data import Benchmark
@@ -41,9 +42,5 @@ def context() -> Context:
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Small tensors on a shared 2-core machine: one intra-op thread is faster and steadier."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from torchthreads import one_thread
 
 from tdabench.cli import main
 from tdabench.results import read_results
@@ -168,15 +169,9 @@ def _recorded_files(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def serial_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny recording made run after run in this process, on one thread as each worker has."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = tmp_path_factory.mktemp("rec") / "bench"
+    out = tmp_path_factory.mktemp("rec") / "bench"
+    with one_thread():
         assert main([*TINY_RECORD, "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(before)
     return out
 
 

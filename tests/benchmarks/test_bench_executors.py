@@ -10,11 +10,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from torchthreads import one_thread
 
 from tdabench.context import Context
 from tdabench.executors import ProcessExecutor, RayExecutor, SerialExecutor
@@ -43,19 +42,6 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Context, list, list]
     return ctx, refs, methods
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """The serial run on one core: what each of the 2 workers gets."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _timed(ctx: Context, refs: list, methods: list, out: Path, executor: object) -> float:
     shutil.rmtree(Path(ctx.cache_dir) / "gradients" / "tables", ignore_errors=True)
     plan = RunPlan(tuple(refs), tuple(methods), out, progress=False)
@@ -69,7 +55,7 @@ def test_parallel_speedup(benchmark, grid: tuple[Context, list, list], tmp_path:
     ctx, refs, methods = grid
     ray = pytest.importorskip("ray")
     serial = _timed(ctx, refs, methods, tmp_path / "serial", SerialExecutor())
-    with _one_thread():
+    with one_thread():
         serial_1 = _timed(ctx, refs, methods, tmp_path / "serial1", SerialExecutor())
     jobs = _timed(ctx, refs, methods, tmp_path / "jobs", ProcessExecutor(2))
     t0 = time.perf_counter()
@@ -105,7 +91,7 @@ def test_record_parallel_speedup(benchmark, tmp_path: Path) -> None:  # noqa: AN
     ray = pytest.importorskip("ray")
     serial = _timed_record(tmp_path / "serial", SerialExecutor())
     threads = torch.get_num_threads()
-    with _one_thread():
+    with one_thread():
         serial_1 = _timed_record(tmp_path / "serial1", SerialExecutor())
     jobs = _timed_record(tmp_path / "jobs", ProcessExecutor(2))
     t0 = time.perf_counter()
