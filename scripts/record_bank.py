@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from tdabench.bank import ARCHIVES, INDEX, pack, read_index
+from tdabench.recorder.designs import DesignSpec
 from tdabench.executors import add_executor_arguments, make_executor
 from tdabench.recorder.record import RecordSpec, record
 from tdabench.recorder.train import Schedule
@@ -27,7 +28,7 @@ from tdabench.recorder.train import Schedule
 
 @dataclass(frozen=True)
 class Entry:
-    """One benchmark of the bank."""
+    """One benchmark of the bank: the uniform tier's settings unless a field says otherwise."""
 
     name: str
     id: str
@@ -35,6 +36,17 @@ class Entry:
     task: str
     lr: float
     default: bool = False
+    design: DesignSpec = DesignSpec()
+    runs: int = 32
+    eval_runs: int | None = None
+    n_test: int = 128
+    sample: int = 128
+    shot: int | None = None
+    epochs: int = 3
+    unseen_runs: int | None = None
+    metric_every: int | None = None
+    test_set: str = "test"
+    question: str = ""
 
 
 #: The bank, in recording order (the default slice first). Every benchmark: 32 runs on pool A,
@@ -54,10 +66,49 @@ BANK: tuple[Entry, ...] = (
     Entry("it-neox-4m-mixture", "builtin/it/neox-4m/mixture", "neox-4m", "mixture", 3e-4),
 )
 
+#: The counterfactual tier: runs that differ the way users' what-if questions do (docs/benchmarks.md).
+#: 44 runs on pool A (26 fit / 2 validation / 16 evaluation, enough for across-run scores) and 3 on
+#: pool B, 64 test examples (13 per task in a mixture), loss only. Sentiment at 1e-3: at 3e-3 a
+#: run trained on one label for a while swings its test losses far past where any simulator is
+#: linear. webnlg samples 96 of 200: without its largest template group 101 examples remain.
+_CF = dict(runs=44, eval_runs=16, n_test=64, metric_every=0)
+CF_BANK: tuple[Entry, ...] = (
+    Entry("cf-it-neox-0.2m-mixture", "builtin/cf/it/neox-0.2m/mixture-dirichlet", "neox-0.2m", "mixture", 3e-3,
+          design=DesignSpec("mixture", alpha=0.7), question="what if the task mixture were different?", **_CF),
+    Entry("cf-it-neox-1m-mixture", "builtin/cf/it/neox-1m/mixture-dirichlet", "neox-1m", "mixture", 1e-3,
+          design=DesignSpec("mixture", alpha=0.7), question="what if the task mixture were different?", **_CF),
+    Entry("cf-it-neox-4m-mixture", "builtin/cf/it/neox-4m/mixture-dirichlet", "neox-4m", "mixture", 3e-4,
+          design=DesignSpec("mixture", alpha=0.7), question="what if the task mixture were different?", **_CF),
+    Entry("cf-ft-neox-1m-sentiment-drop", "builtin/cf/ft/neox-1m/sentiment-drop-group", "neox-1m", "sentiment", 1e-3,
+          design=DesignSpec("drop-group"), question="what if one label-and-template group were left out?", **_CF),
+    Entry("cf-ft-neox-1m-sentiment-dup", "builtin/cf/ft/neox-1m/sentiment-duplicate", "neox-1m", "sentiment", 1e-3,
+          design=DesignSpec("duplicate", k=16, m=4), question="what if 16 examples of one group were repeated 4 times?", **_CF),
+    Entry("cf-ft-neox-1m-sentiment-curriculum", "builtin/cf/ft/neox-1m/sentiment-curriculum", "neox-1m", "sentiment", 1e-3,
+          design=DesignSpec("curriculum"), question="what if the groups came one after another instead of shuffled?", **_CF),
+    Entry("cf-ft-neox-1m-webnlg-drop", "builtin/cf/ft/neox-1m/webnlg-drop-group", "neox-1m", "webnlg", 3e-3, sample=96,
+          design=DesignSpec("drop-group", group_by="template"), question="what if one kind of input (1, 2 or 3 triples) were left out?", **_CF),
+    Entry("cf-ft-neox-1m-webnlg-dup", "builtin/cf/ft/neox-1m/webnlg-duplicate", "neox-1m", "webnlg", 3e-3, sample=96,
+          design=DesignSpec("duplicate", group_by="template", k=16, m=4), question="what if 16 examples of one kind were repeated 4 times?", **_CF),
+    Entry("cf-ft-neox-1m-webnlg-curriculum", "builtin/cf/ft/neox-1m/webnlg-curriculum", "neox-1m", "webnlg", 3e-3, sample=96,
+          design=DesignSpec("curriculum", group_by="template"), question="what if the kinds of input came one after another?", **_CF),
+)
+
+#: Mislabel identification (GPTfluence's use case): 40% of a 128-example sentiment pool flipped,
+#: fine-tuned from a base that already solves the task (as Pythia knew sentiment); the test
+#: examples are the pool's own examples as trained, so self-influence is defined for every method.
+MISLABEL_BANK: tuple[Entry, ...] = (
+    Entry("mislabel-ft-neox-1m-sentiment", "builtin/mislabel/ft/neox-1m/sentiment", "neox-1m-sentiment", "sentiment", 1e-3,
+          design=DesignSpec("label-noise", fraction=0.4), runs=24, shot=128, sample=96, unseen_runs=0, test_set="pool",
+          question="which training labels are wrong?"),
+)
+ALL_BANK: tuple[Entry, ...] = BANK + CF_BANK + MISLABEL_BANK
+
 
 def spec_of(e: Entry) -> RecordSpec:
     """The recording settings of a bank entry."""
-    return RecordSpec(model=e.model, task=e.task, runs=32, schedule=Schedule(lr=e.lr), bench_id=e.id)
+    return RecordSpec(model=e.model, task=e.task, runs=e.runs, schedule=Schedule(lr=e.lr, sample=e.sample, epochs=e.epochs),
+                      bench_id=e.id, design=e.design, eval_runs=e.eval_runs, n_test=e.n_test, shot=e.shot,
+                      unseen_runs=e.unseen_runs, metric_every=e.metric_every, test_set=e.test_set)
 
 
 def pack_entry(e: Entry, root: Path) -> None:
@@ -82,7 +133,7 @@ def pack_entry(e: Entry, root: Path) -> None:
             m = np.stack([r.trajectories[metric].values for r in bench.runs])
             mine[f"mean_{metric}_start"], mine[f"mean_{metric}_end"] = round(float(m[:, :, 0].mean()), 4), round(float(m[:, :, -1].mean()), 4)
     entries.append(mine)
-    order = [b.id for b in BANK]
+    order = [b.id for b in ALL_BANK]
     entries.sort(key=lambda x: order.index(x["id"]) if x["id"] in order else len(order))
     INDEX.write_text(json.dumps({"schema_version": 1, "benchmarks": entries}, indent=1) + "\n", encoding="utf-8")
     print(f"packed {e.id}: {archive.stat().st_size / 1e6:.2f} MB, loss {mine['mean_test_loss_start']} -> {mine['mean_test_loss_end']}")
@@ -106,7 +157,8 @@ def docs_table() -> str:
 def main() -> None:
     """Record (resuming) and pack the selected bank entries."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", action="append", default=[], choices=[e.name for e in BANK])
+    ap.add_argument("--only", action="append", default=[], choices=[e.name for e in ALL_BANK])
+    ap.add_argument("--tier", action="append", default=[], choices=("uniform", "cf", "mislabel"), help="record only these tiers")
     ap.add_argument("--build-dir", type=Path, default=Path("bank_build"))
     ap.add_argument("--pretrain", action="store_true", help="regenerate the base checkpoints first")
     ap.add_argument("--pack-only", action="store_true")
@@ -118,12 +170,16 @@ def main() -> None:
         print(docs_table())
         return
     if args.pretrain:
-        from tdabench.recorder.models import SIZES
-        from tdabench.recorder.pretrain import pretrain
+        from tdabench.recorder.models import SIZES, TUNED
+        from tdabench.recorder.pretrain import pretrain, tune
 
         for size in SIZES:
             pretrain(size)
-    for e in BANK:
+        for name in TUNED:
+            tune(name)
+    tiers = {"uniform": BANK, "cf": CF_BANK, "mislabel": MISLABEL_BANK}
+    chosen = [e for t in (args.tier or tiers) for e in tiers[t]]
+    for e in chosen:
         if args.only and e.name not in args.only:
             continue
         root = args.build_dir / e.name

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -224,12 +225,34 @@ class ModelAccess:
     loss_type: str = "unknown"
 
 
+@dataclass(frozen=True)
+class DesignInfo:
+    """How the runs of a recorded benchmark differ (``tdabench record --design``).
+
+    Attributes:
+        name: the design (``uniform``, ``mixture``, ``drop-group``, ...).
+        options: the design's options (``alpha``, ``group_by``, ...).
+        runs: run name -> what the design chose for it (weights, the dropped group, ...).
+        flips: flipped-label training id -> the id of the example it flips (``label-noise``).
+    """
+
+    name: str = "uniform"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    flips: Mapping[int, int] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, eq=False)
 class Benchmark:
     """A set of recorded runs with its examples, metadata and split.
 
     Every run has the same number of steps and the same recorded steps for each metric,
     and every trajectory's rows follow ``test.ids``.
+
+    Attributes:
+        test_groups: group name -> test ids, for benchmarks scored per group and averaged
+            (a mixture's tasks, FLAN's five tasks); empty for a single task.
+        design: how the runs differ, when the recorder wrote it down.
     """
 
     id: str
@@ -240,6 +263,8 @@ class Benchmark:
     split: SplitSpec
     root: Path | None = None
     model: ModelAccess | None = None
+    test_groups: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    design: DesignInfo | None = None
 
     def run(self, name: str) -> Run:
         """The run with this name."""
@@ -283,4 +308,6 @@ def content_hash(bench: Benchmark) -> str:
             h.update(metric.encode())
             h.update(tr.steps.tobytes())
             h.update(np.ascontiguousarray(tr.values).tobytes())
+    for name in sorted(bench.test_groups):  # groups change the scores, so they name the data too
+        h.update(name.encode() + b"\x1f" + np.asarray(bench.test_groups[name], dtype=np.int64).tobytes())
     return "sha256:" + h.hexdigest()

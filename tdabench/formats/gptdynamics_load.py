@@ -98,6 +98,7 @@ def _assemble(group: list[RawRun], manifest) -> Benchmark:  # noqa: ANN001 - Man
     model = settings.get("model", "unknown")
     if manifest is not None:
         bench_id, meta, split, access = manifest.id, manifest.meta, manifest.split, manifest.model
+        groups, design = manifest.test_groups, manifest.design
     else:
         bench_id = f"gptdynamics/{setting}/{model_slug(model)}/{task}"
         meta = BenchmarkMeta(
@@ -111,12 +112,16 @@ def _assemble(group: list[RawRun], manifest) -> Benchmark:  # noqa: ANN001 - Man
             description=f"GPTDynamics {setting} runs of {model} on {task}",
         )
         split, access = None, None
+        groups, design = {}, None
     where = str(first.path.parent.parent.parent / "tdabench.json") if manifest else str(first.path.parent)
     if split is None:
         split = default_split(runs, test_ids)
     check_split(split, runs, test_ids, where)
     root = first.path.parent.parent.parent if first.path.parent.parent.name == "runs" else first.path.parent
-    return Benchmark(bench_id, meta, train, test, runs, split, root=root, model=access)
+    unknown = sorted({i for ids in groups.values() for i in ids} - set(test_ids.tolist()))
+    if unknown:
+        raise DataError(where, f"test group lists test id {unknown[0]}, which is not in the benchmark", field="test_groups")
+    return Benchmark(bench_id, meta, train, test, runs, split, root=root, model=access, test_groups=groups, design=design)
 
 
 def _check_consistent(group: list[RawRun]) -> None:

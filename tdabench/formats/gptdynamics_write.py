@@ -78,5 +78,5 @@ def write_benchmark(bench: Benchmark, root: Path) -> Path:
         write_examples(test_file, bench.test)
     for run in bench.runs:
         write_run(root / "runs" / bench.meta.task / run.name, run, bench.test.ids)
-    write_manifest(root, bench.id, bench.meta, bench.split, bench.model)
+    write_manifest(root, bench.id, bench.meta, bench.split, bench.model, dict(bench.test_groups), bench.design)
     return root

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tdabench.data import BenchmarkMeta, ModelAccess, SplitSpec
+from tdabench.data import BenchmarkMeta, DesignInfo, ModelAccess, SplitSpec
 from tdabench.errors import DataError
 from tdabench.formats.jsonl import atomic_write_text
 
@@ -28,6 +28,8 @@ class Manifest:
     meta: BenchmarkMeta
     split: SplitSpec | None
     model: ModelAccess | None
+    test_groups: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    design: DesignInfo | None = None
 
 
 def read_manifest(root: Path) -> Manifest | None:
@@ -65,10 +67,23 @@ def read_manifest(root: Path) -> Manifest | None:
             },
             loss_type=meta.loss_type,
         )
-    return Manifest(str(obj["id"]), meta, split, model)
+    groups = obj.get("test_groups") or {}
+    if not isinstance(groups, dict) or not all(isinstance(v, list) and all(isinstance(i, int) for i in v) for v in groups.values()):
+        raise DataError(path, "expected {group name: [test ids]}", field="test_groups")
+    design = None
+    if obj.get("design"):
+        d = obj["design"]
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+            raise DataError(path, "expected an object with a 'name'", field="design")
+        design = DesignInfo(
+            name=d["name"], options={k: v for k, v in d.items() if k not in ("name", "runs", "flips")},
+            runs=dict(d.get("runs") or {}), flips={int(k): int(v) for k, v in (d.get("flips") or {}).items()},
+        )
+    return Manifest(str(obj["id"]), meta, split, model, {str(k): tuple(v) for k, v in groups.items()}, design)
 
 
-def write_manifest(root: Path, bench_id: str, meta: BenchmarkMeta, split: SplitSpec, model: ModelAccess | None) -> None:
+def write_manifest(root: Path, bench_id: str, meta: BenchmarkMeta, split: SplitSpec, model: ModelAccess | None,
+                   test_groups: dict[str, tuple[int, ...]] | None = None, design: DesignInfo | None = None) -> None:
     """Write ``root/tdabench.json`` atomically; model paths are stored relative to ``root``."""
     obj: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -76,6 +91,11 @@ def write_manifest(root: Path, bench_id: str, meta: BenchmarkMeta, split: SplitS
         "meta": {**dataclasses.asdict(meta), "metrics": list(meta.metrics)},
         "split": split.to_dict(),
     }
+    if test_groups:
+        obj["test_groups"] = {k: [int(i) for i in v] for k, v in test_groups.items()}
+    if design is not None:
+        obj["design"] = {"name": design.name, **design.options, "runs": dict(design.runs),
+                         "flips": {str(k): v for k, v in sorted(design.flips.items())}}
     if model is not None:
         obj["model"] = {
             "base_model": _rel(model.base_model, root) if model.base_model else None,

@@ -35,12 +35,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--loss", choices=("output-tokens", "last-token", "whole-sequence"), default="output-tokens",
                    help="loss type for tasks from files (built-in tasks set their own)")
     p.add_argument("--n-test", type=int, default=128, help="test examples: the first N of a built-in task, or the last N held out of a file task without a test split (default 128)")
-    p.add_argument("--shot", type=int, default=None, help="size of pool A for file tasks (default: every training example)")
+    p.add_argument("--shot", type=int, default=None, help="size of pool A: its first N ids (default: 200 for built-in tasks, every training example of a file)")
+    p.add_argument("--test-set", choices=("test", "pool"), default="test",
+                   help="test examples: the task's test set, or pool A's examples as trained (self-influence, mislabel search)")
     p.add_argument("--id", dest="bench_id", default=None, help="benchmark id (default recorded/<setting>/<model>/<task>)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="test-loss evaluation precision (auto: bf16 on CUDA where its error is below 1e-3)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first run; run i uses seed + i (default 0)")
+    p.add_argument("--design", default="uniform", metavar="NAME",
+                   help="how runs differ: uniform, mixture, drop-group, duplicate, curriculum, label-noise, plan (docs/benchmarks.md)")
+    p.add_argument("--group-by", default="auto", help="groups of the designs: auto, task, label, template, label+template")
+    p.add_argument("--alpha", type=float, default=0.7, help="mixture: Dirichlet concentration of the per-run group weights")
+    p.add_argument("--dup-k", type=int, default=8, help="duplicate: examples repeated")
+    p.add_argument("--dup-m", type=int, default=4, help="duplicate: appearances of each per epoch")
+    p.add_argument("--noise-fraction", type=float, default=0.4, help="label-noise: share of the pool with flipped labels")
+    p.add_argument("--plan", default=None, metavar="FILE|DIR", help="plan: train_samples_id.json file(s), one run each")
+    p.add_argument("--eval-runs", type=int, default=None, help="evaluation runs (default: the published 5 of 32)")
     add_executor_arguments(p, "runs")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=cmd_record)
@@ -50,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def cmd_record(args: argparse.Namespace) -> int:
     """Handle ``tdabench record``; errors are :class:`TDABenchError` (one line)."""
     from tdabench.cli import quiet_libraries  # here: tdabench.cli imports this module
+    from tdabench.recorder.designs import DesignSpec
     from tdabench.recorder.record import RecordSpec, record
     from tdabench.recorder.train import Schedule
 
@@ -70,6 +82,8 @@ def cmd_record(args: argparse.Namespace) -> int:
             schedule=Schedule(lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs, sample=args.sample),
             metric_every=args.metric_every, checkpoint_every=args.checkpoint_every, checkpoint_runs=args.checkpoint_runs,
             seed=args.seed, precision=args.precision, loss=args.loss, n_test=args.n_test, shot=args.shot, bench_id=args.bench_id,
+            design=DesignSpec(args.design, args.group_by, args.alpha, args.dup_k, args.dup_m, args.noise_fraction, args.plan),
+            eval_runs=args.eval_runs, test_set=args.test_set,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

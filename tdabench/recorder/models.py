@@ -40,6 +40,23 @@ MAX_POSITIONS = 256
 BASE_DIR = Path(__file__).resolve().parents[1] / "bank" / "models"
 
 
+@dataclass(frozen=True)
+class TunedBase:
+    """A base checkpoint trained further on one task's held-out pre-training examples, so that
+    it already solves the task (as the published Pythia models knew sentiment before the
+    mislabel experiment); made by :func:`tdabench.recorder.pretrain.tune`."""
+
+    size: str
+    task: str
+    steps: int = 400
+    batch_size: int = 16
+    lr: float = 3e-3
+
+
+#: name -> how it was made; stored beside the sizes under ``bank/models/<name>``.
+TUNED: dict[str, TunedBase] = {"neox-1m-sentiment": TunedBase("neox-1m", "sentiment")}
+
+
 def builtin_config(size: str, vocab_size: int) -> GPTNeoXConfig:
     """The GPT-NeoX config of a built-in size (no dropout, so a run depends on its seed only)."""
     s = SIZES[size]
@@ -93,10 +110,10 @@ class LoadedModel:
 
 def load_model(spec: str, device: str = "cpu") -> LoadedModel:
     """A built-in size (its base checkpoint), a local directory, or a hub name."""
-    if spec in SIZES:
+    if spec in SIZES or spec in TUNED:
         path = BASE_DIR / spec
         if not (path / "config.json").is_file():
-            raise TDABenchError(f"the base checkpoint of {spec} is missing at {path}; run `python scripts/record_bank.py --pretrain-only`")
+            raise TDABenchError(f"the base checkpoint of {spec} is missing at {path}; run `python scripts/record_bank.py --pretrain`")
         name, source = spec, path
     elif Path(spec).expanduser().exists():
         source = Path(spec).expanduser()
@@ -106,7 +123,7 @@ def load_model(spec: str, device: str = "cpu") -> LoadedModel:
     elif "/" in spec and not spec.startswith((".", "/", "~")):
         name, source = spec.rsplit("/", 1)[-1], spec  # a hub name: works where a hub is reachable
     else:
-        raise UnknownNameError("model", spec, list(SIZES))
+        raise UnknownNameError("model", spec, [*SIZES, *TUNED])
     try:
         tok = AutoTokenizer.from_pretrained(str(source))
         model = AutoModelForCausalLM.from_pretrained(str(source), attn_implementation="eager", dtype=torch.float32)

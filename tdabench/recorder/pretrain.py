@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from tdabench.recorder.lm import encode
-from tdabench.recorder.models import BASE_DIR, SIZES, fresh_model, n_params
-from tdabench.recorder.tasks import pretrain_examples
+from tdabench.recorder.models import BASE_DIR, SIZES, TUNED, fresh_model, load_model, n_params
+from tdabench.recorder.tasks import FT_TASKS, pretrain_examples
 from tdabench.recorder.tokenizer import bank_tokenizer
 from tdabench.recorder.train import Schedule, train
 
@@ -45,16 +45,43 @@ def pretrain(size: str, spec: PretrainSpec = PretrainSpec(), dest: Path | None =
     schedule = Schedule(lr=spec.lr, weight_decay=spec.weight_decay, batch_size=spec.batch_size, epochs=1, sample=spec.steps * spec.batch_size)
     torch.manual_seed(spec.seed)
     losses = train(model, enc, rows, schedule)
+    _save(model, tok, dest)
+    print(f"{size}: {n_params(model)} parameters, pre-training loss {losses[:10].mean():.3f} -> {losses[-10:].mean():.3f}")
+    return dest
+
+
+def tune(name: str, dest: Path | None = None) -> Path:
+    """Train the base of ``TUNED[name]`` further on its task's pre-training examples (with the
+    task's own loss) and save it as ``bank/models/<name>``."""
+    t = TUNED[name]
+    dest = dest or BASE_DIR / name
+    loaded = load_model(t.size)
+    ex = pretrain_examples((t.task,))
+    enc = encode(loaded.tokenizer, ex.prompts, ex.targets, FT_TASKS[t.task][0])
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.permutation(len(ex)) for _ in range(-(-t.steps * t.batch_size // len(ex)))])
+    rows = rows[: t.steps * t.batch_size].reshape(t.steps, t.batch_size)
+    torch.manual_seed(0)
+    losses = train(loaded.model, enc, rows, Schedule(lr=t.lr, batch_size=t.batch_size, epochs=1, sample=t.steps * t.batch_size))
+    _save(loaded.model, loaded.tokenizer, dest)
+    print(f"{name}: {t.size} tuned on {t.task}, loss {losses[:10].mean():.3f} -> {losses[-10:].mean():.3f}")
+    return dest
+
+
+def _save(model: torch.nn.Module, tokenizer: object, dest: Path) -> None:
+    """float16 safetensors plus the tokenizer, written beside ``dest`` and renamed into place."""
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.to(torch.float16).save_pretrained(str(tmp), safe_serialization=True)
-    tok.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))  # type: ignore[attr-defined]
+    for f in tmp.iterdir():
+        f.chmod(0o644)  # package data: readable by every user, like any checkout file
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
-    print(f"{size}: {n_params(model)} parameters, pre-training loss {losses[:10].mean():.3f} -> {losses[-10:].mean():.3f}")
-    return dest
 
 
 if __name__ == "__main__":  # python -m tdabench.recorder.pretrain regenerates every base checkpoint
     for name in SIZES:
         pretrain(name)
+    for name in TUNED:
+        tune(name)

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +22,20 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from tdabench.data import BenchmarkMeta, ModelAccess, Run, SplitSpec, Trajectory
+from tdabench.data import BenchmarkMeta, DesignInfo, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import TDABenchError
 from tdabench.executors import Executor, Job, SerialExecutor
 from tdabench.formats.gptdynamics_write import example_file_paths, write_examples, write_run
 from tdabench.formats.jsonl import atomic_write_text
 from tdabench.formats.manifest import write_manifest
 from tdabench.formats.names import format_run_name
+from tdabench.recorder.designs import DesignSpec, RecordingPlan, grouping, plan_recording
 from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scores
 from tdabench.recorder.lm import encode, evaluate
 from tdabench.recorder.models import LoadedModel, load_model, n_params, quiet_loading
-from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task
+from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task, with_flipped_labels
 from tdabench.simulator import Resources
-from tdabench.recorder.train import Schedule, plan_batches, train
+from tdabench.recorder.train import Schedule, train
 from tdabench.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
 
 UNSEEN_SEED_OFFSET = 1000  # pool-B runs use seeds seed + 1000 + j
@@ -59,28 +60,40 @@ class RecordSpec:
     n_test: int = 128
     shot: int | None = None
     bench_id: str | None = None
+    design: DesignSpec = field(default_factory=DesignSpec)
+    eval_runs: int | None = None  # None: the published share (5 of 32); counterfactual designs use more
+    test_set: str = "test"  # "pool": the test examples are pool A's as trained (self-influence, mislabel search)
 
     def __post_init__(self) -> None:
+        if self.eval_runs is not None and not 1 <= self.eval_runs <= self.runs - 1:
+            raise ValueError(f"eval_runs must be between 1 and runs - 1 = {self.runs - 1}, got {self.eval_runs}")
         if self.runs < 2:
             raise ValueError(f"runs must be at least 2 (one fit, one evaluation run), got {self.runs}")
         if self.checkpoint_runs not in ("eval", "all"):
             raise ValueError(f"checkpoint_runs must be 'eval' or 'all', got {self.checkpoint_runs!r}")
+        if self.test_set not in ("test", "pool"):
+            raise ValueError(f"test_set must be 'test' or 'pool', got {self.test_set!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 
 
-def _plan_runs(spec: RecordSpec, task: Task) -> tuple[list[tuple[int, np.ndarray]], int]:
-    """[(seed, pool)] for pool A then pool B, and the number of pool-B runs."""
-    s = spec.schedule
-    if s.sample > len(task.pool_a):
-        raise TDABenchError(f"--sample {s.sample} is larger than the training pool of {task.name} ({len(task.pool_a)} examples)")
-    enough_b = len(task.pool_b) >= s.sample
-    n_b = (3 if enough_b else 0) if spec.unseen_runs is None else spec.unseen_runs
-    if n_b and not enough_b:
-        raise TDABenchError(f"--unseen-runs needs a disjoint pool of at least --sample {s.sample} examples; {task.name} has {len(task.pool_b)}")
-    plan = [(spec.seed + i, task.pool_a) for i in range(spec.runs)]
-    plan += [(spec.seed + UNSEEN_SEED_OFFSET + j, task.pool_b) for j in range(n_b)]
-    return plan, n_b
+def _plan_runs(spec: RecordSpec, task: Task) -> tuple[RecordingPlan, Task]:
+    """Every run's batches by the spec's design, and the task (with flipped copies under label noise)."""
+    s, design = spec.schedule, spec.design
+    groups = task.groups(grouping(design, task.setting)) if design.name not in ("uniform", "label-noise", "plan") else {}
+    plan = plan_recording(design, task.pool_a, task.pool_b, groups, sample=s.sample, epochs=s.epochs, batch_size=s.batch_size,
+                          runs=spec.runs, unseen_runs=spec.unseen_runs, seed=spec.seed, unseen_seed_offset=UNSEEN_SEED_OFFSET,
+                          name=task.name)
+    if plan.flips:
+        task = with_flipped_labels(task, plan.flips)
+    if spec.test_set == "pool":  # each pool-A example, as the runs see it, is also a test example
+        task = dataclasses.replace(task, test=task.train.subset(plan.pool_a))
+    if design.name == "plan":
+        ids = np.concatenate([r.batches.ravel() for r in plan.runs])
+        missing = ids[(ids >= 0) & (task.train.positions(ids) < 0)]
+        if len(missing):
+            raise TDABenchError(f"--plan {design.plan}: training id {int(missing[0])} is not an example of {task.name}")
+    return plan, task
 
 
 def _metric_steps(T: int, every: int) -> np.ndarray:
@@ -133,7 +146,7 @@ class RunJob:
     """One run of a recording: an independent, picklable unit of work."""
 
     seed: int
-    pool: np.ndarray
+    batches: np.ndarray
     name: str
     checkpoint_every: int
 
@@ -155,7 +168,8 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
     """
     executor = executor or SerialExecutor()
     task = load_task(spec.task, loss_type=spec.loss, n_test=spec.n_test, shot=spec.shot, generation=(spec.metric_every or 0) > 0)
-    plan, n_b = _plan_runs(spec, task)
+    plan, task = _plan_runs(spec, task)
+    n_b = plan.n_unseen
     out = Path(out).resolve()  # workers (Ray's included) may start in another directory
     _check_settings(out, spec)  # before the slow model load: a mismatch fails fast
     loaded = load_model(spec.model, device)
@@ -166,7 +180,7 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
     settings = {"task": task.name, "bs": str(s.batch_size), "shot": str(len(task.pool_a)), "sample": str(s.sample),
                 "model": loaded.name, "lr": f"{s.lr:g}", "weight-decay": f"{s.weight_decay:g}", "epoch": str(s.epochs),
                 "loss": task.loss_type}
-    names = [format_run_name({**settings, "seed": str(seed)}) for seed, _ in plan]
+    names = [format_run_name({**settings, "seed": str(r.seed)}) for r in plan.runs]
     train_file, test_file = example_file_paths(out, task.name, task.setting, task.train, task.test)
     write_examples(train_file, task.train)
     write_examples(test_file, task.test)
@@ -176,17 +190,18 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
     resources = run_resources(n_parameters, device)
     model_name = loaded.name
     del loaded  # workers load the saved base: the same weights, wherever they run
-    eval_names = set(names[len(names) - n_b - split_counts(spec.runs)[2] :])
+    n_main = len(names) - n_b
+    eval_names = set(names[n_main - _counts(spec, n_main)[2] :])
     runs_dir = out / "runs" / task.name
     jobs = [
-        Job(RunJob(seed, pool, name, spec.checkpoint_every if (spec.checkpoint_runs == "all" or name in eval_names) else 0), 0, resources)
-        for (seed, pool), name in zip(plan, names)
+        Job(RunJob(r.seed, r.batches, name, spec.checkpoint_every if (spec.checkpoint_runs == "all" or name in eval_names) else 0), 0, resources)
+        for r, name in zip(plan.runs, names)
         if not (runs_dir / name).is_dir()
     ]
     ctx = RecordContext(spec, out, device, task, model_name, settings, metric_every, bf16,
                         progress=progress and isinstance(executor, SerialExecutor))
     failures: list[str] = []
-    with tqdm(total=len(plan), initial=len(plan) - len(jobs), desc=f"{model_name}/{task.name} runs", unit="run", disable=not progress) as bar:
+    with tqdm(total=len(names), initial=len(names) - len(jobs), desc=f"{model_name}/{task.name} runs", unit="run", disable=not progress) as bar:
 
         def report(i: int, _name: str | None, error: str | None, running: int) -> None:
             if error is not None:
@@ -196,11 +211,19 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
 
         executor.map(record_run_job, jobs, [ctx], report)
     if failures:
-        raise TDABenchError(f"{len(failures)} of {len(plan)} runs failed (first: {failures[0]}); "
+        raise TDABenchError(f"{len(failures)} of {len(names)} runs failed (first: {failures[0]}); "
                             "the finished runs are kept: rerun the same command to record the rest")
     shutil.rmtree(out / ".partial", ignore_errors=True)
-    _write_manifest(out, spec, task, model_name, n_parameters, names, n_b, metric_every, bf16)
+    _write_manifest(out, spec, task, plan, model_name, n_parameters, names, metric_every, bf16)
     return out
+
+
+def _counts(spec: RecordSpec, n_main: int) -> tuple[int, int, int]:
+    """(fit, validation, evaluation) runs of the main pool: the published share, or ``eval_runs``."""
+    if spec.eval_runs is None:
+        return split_counts(n_main)
+    n_val = 2 if n_main - spec.eval_runs >= 4 else 0
+    return n_main - spec.eval_runs - n_val, n_val, spec.eval_runs
 
 
 def record_run_job(job: RunJob, ctx: RecordContext) -> str:
@@ -217,7 +240,7 @@ def record_run_job(job: RunJob, ctx: RecordContext) -> str:
     test_enc = encode(tok, task.test.prompts, task.test.targets, task.loss_type)
     prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if ctx.metric_every else None
     name, out = job.name, ctx.out
-    run = _record_run(loaded, task, ctx.spec.schedule, job.seed, job.pool, name, ctx.settings, train_enc, test_enc, prompts,
+    run = _record_run(loaded, task, ctx.spec.schedule, job.seed, job.batches, name, ctx.settings, train_enc, test_enc, prompts,
                       ctx.metric_every, job.checkpoint_every, ctx.bf16, out, ctx.progress)
     partial = out / ".partial" / name
     write_run(partial, run, task.test.ids)
@@ -231,14 +254,13 @@ def record_run_job(job: RunJob, ctx: RecordContext) -> str:
     return name
 
 
-def _record_run(loaded: LoadedModel, task: Task, schedule: Schedule, seed: int, pool: np.ndarray, name: str,
+def _record_run(loaded: LoadedModel, task: Task, schedule: Schedule, seed: int, batches: np.ndarray, name: str,
                 settings: dict[str, str], train_enc: object, test_enc: object, prompts: object, metric_every: int,
                 checkpoint_every: int, bf16: bool, out: Path, progress: bool) -> Run:
     """Train one run from the base weights, observing the test set after every step."""
     model = loaded.model
-    batches = plan_batches(pool, schedule, seed)
     rows = np.where(batches >= 0, task.train.positions(batches), -1)
-    T = schedule.n_steps
+    T = len(batches)
     loss = np.zeros((len(task.test), T + 1))
     loss[:, 0] = evaluate(model, test_enc, bf16=bf16)  # type: ignore[arg-type]
     m_steps = _metric_steps(T, metric_every) if metric_every else np.zeros(0, np.int64)
@@ -265,7 +287,7 @@ def _record_run(loaded: LoadedModel, task: Task, schedule: Schedule, seed: int, 
     trajectories = {"loss": Trajectory(np.arange(T + 1), np.round(loss, DECIMALS))}
     for metric in texts:
         trajectories[metric] = Trajectory(m_steps, np.round(texts[metric], DECIMALS))
-    return Run(name, seed, batches, schedule.learning_rates(), trajectories, {**settings, "seed": str(seed)}, np.round(train_loss, DECIMALS))
+    return Run(name, seed, batches, schedule.learning_rates(T), trajectories, {**settings, "seed": str(seed)}, np.round(train_loss, DECIMALS))
 
 
 def _save_base(loaded: LoadedModel, dest: Path) -> None:
@@ -299,10 +321,11 @@ def _check_settings(out: Path, spec: RecordSpec) -> None:
         raise TDABenchError(f"{out} exists and is not a recording (no record.json); use an empty or new --out")
 
 
-def _write_manifest(out: Path, spec: RecordSpec, task: Task, model_name: str, n_parameters: int, names: list[str], n_b: int,
-                    metric_every: int, bf16: bool) -> None:
-    n_fit, n_val, n_eval = split_counts(spec.runs)
-    main, unseen = names[: spec.runs], names[spec.runs :]
+def _write_manifest(out: Path, spec: RecordSpec, task: Task, plan: RecordingPlan, model_name: str, n_parameters: int,
+                    names: list[str], metric_every: int, bf16: bool) -> None:
+    n_b = plan.n_unseen
+    main, unseen = names[: len(names) - n_b], names[len(names) - n_b :]
+    n_fit, n_val, n_eval = _counts(spec, len(main))
     split = SplitSpec(
         fit_runs=tuple(main[:n_fit]), validation_runs=tuple(main[n_fit : n_fit + n_val]), eval_runs=tuple(main[n_fit + n_val :]),
         unseen_train_runs=tuple(unseen), heldout_test_ids=tuple(int(i) for i in heldout_test_ids(task.test.ids)),
@@ -316,6 +339,7 @@ def _write_manifest(out: Path, spec: RecordSpec, task: Task, model_name: str, n_
         metrics=metrics, source="tdabench-recorder",
         description=(f"{task.description}; {model_name}, {s.sample} of {len(task.pool_a)} examples, batch {s.batch_size}, "
                      f"{s.epochs} epochs ({s.n_steps} steps), lr {s.lr:g}, {'bf16' if bf16 else 'fp32'} evaluation"
+                     + ("" if spec.design.name == "uniform" else f", design {_design_words(spec.design)}")
                      + (f", BLEU/ROUGE-L every {metric_every} steps" if metric_every else "")),
     )
     ckpts = {}
@@ -326,4 +350,13 @@ def _write_manifest(out: Path, spec: RecordSpec, task: Task, model_name: str, n_
     access = ModelAccess(base_model=out / "model", checkpoints=ckpts, loss_type=task.loss_type)
     short = task.name.removeprefix("it_")
     bench_id = spec.bench_id or f"recorded/{task.setting}/{model_name}/{short}"
-    write_manifest(out, bench_id, meta, split, access)
+    options = {k: v for k, v in spec.design.summary().items() if k != "name"}
+    design = DesignInfo(spec.design.name, options, {n: dict(r.params) for n, r in zip(names, plan.runs) if r.params}, dict(plan.flips))
+    groups = {g: tuple(ids) for g, ids in task.test_groups().items()}
+    write_manifest(out, bench_id, meta, split, access, groups, design)
+
+
+def _design_words(design: DesignSpec) -> str:
+    """``drop-group (group_by label+template)``: the design and its options, for descriptions."""
+    opts = ", ".join(f"{k} {v}" for k, v in design.summary().items() if k != "name")
+    return design.name + (f" ({opts})" if opts else "")

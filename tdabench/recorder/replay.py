@@ -75,5 +75,5 @@ def replay(root: Path, run_name: str, every: int, *, device: str = "cpu") -> Rep
     ckpts = {int(f.stem.split("-")[1]): f for f in sorted(dest.glob("step-*.safetensors"))}
     old = bench.model.checkpoints if bench.model else {}
     access = ModelAccess(base_model=root / "model", checkpoints={**old, run_name: ckpts}, loss_type=loss_type)
-    write_manifest(root, bench.id, bench.meta, bench.split, access)
+    write_manifest(root, bench.id, bench.meta, bench.split, access, dict(bench.test_groups), bench.design)
     return Replayed(run_name, ckpts, err)

@@ -16,7 +16,7 @@ import numpy as np
 
 from tdabench.recorder import lexicon as lx
 
-Example = tuple[str, str]  # (context, target)
+Example = tuple[str, str, str]  # (context, target, template: how the prompt was built)
 #: Examples per part of every task: pool A + pool B of training ids, test, pretraining.
 N_TRAIN, N_TEST, N_PRETRAIN = 400, 128, 1000
 #: Distinct seeds per part, so the parts are independent draws.
@@ -41,7 +41,7 @@ def _sentiment(rng: np.random.Generator) -> Example:
         ctx = f"Review: {review}.\nIs this movie review positive or negative?\nAnswer:"
     else:
         ctx = f"\"{review}.\"\nWhat is the sentiment of this review? OPTIONS: negative, positive\nAnswer:"
-    return ctx, " positive" if label else " negative"
+    return ctx, " positive" if label else " negative", ("review", "quoted")[template]
 
 
 def _a(word: str) -> str:
@@ -68,7 +68,7 @@ def _entailment(rng: np.random.Generator) -> Example:
         other_job = next(j for j in (_pick(rng, lx.OCCUPATIONS) for _ in range(50)) if j != job)
         hyp = (f"{name} {non_verb} {_a(obj)}.", f"{name} is {_a(other_job)}.", f"{name} comes from {other_city}.")[kind]
     ctx = f"{premise}\nBased on the paragraph above, can we conclude that \"{hyp}\"? OPTIONS: yes, no\nAnswer:"
-    return ctx, " yes" if entailed else " no"
+    return ctx, " yes" if entailed else " no", ("action", "occupation", "origin")[kind]
 
 
 def _boolq(rng: np.random.Generator) -> Example:
@@ -88,7 +88,7 @@ def _boolq(rng: np.random.Generator) -> Example:
         thing = lx.KNOWN_FOR[f1 if rng.random() < 0.5 else f2] if answer else _pick(rng, tuple(others))
         question = f"is {city} known for its {thing}"
     ctx = f"{passage}\nQuestion: {question}? Answer yes or no.\nAnswer:"
-    return ctx, " yes" if answer else " no"
+    return ctx, " yes" if answer else " no", ("river", "country", "known-for")[kind]
 
 
 def _webnlg(rng: np.random.Generator) -> Example:
@@ -111,7 +111,7 @@ def _webnlg(rng: np.random.Generator) -> Example:
     else:
         text = f"{name}, who was born in {city}, works as {_a(job)} for {employer}."
     ctx = "Generate a sentence about this data: " + " ; ".join(triples) + "\nAnswer:"
-    return ctx, " " + text
+    return ctx, " " + text, f"triples-{len(triples)}"
 
 
 _ARTICLES = {("nom", "m"): ("der", "er"), ("nom", "f"): ("die", "e"), ("nom", "n"): ("das", "es"),
@@ -138,7 +138,7 @@ def _wmt(rng: np.random.Generator) -> Example:
     de = f"{subj_de} {verb_de}{' ' + adv_de if adv_de else ''} {obj_de}."
     en = f"{subj_en} {verb_en} {obj_en}{' ' + adv_en if adv_en else ''}."
     ctx = f"Translate to English:\n{de[0].upper() + de[1:]}\nAnswer:"
-    return ctx, " " + en[0].upper() + en[1:]
+    return ctx, " " + en[0].upper() + en[1:], "adverb" if adv_en else "plain"
 
 
 #: name -> (generator, GPTDynamics task it mirrors, kind)
@@ -177,7 +177,7 @@ def write_bank_tasks(root: Path) -> None:
             if len(exs) < n:
                 raise RuntimeError(f"task {task}: not enough distinct {part} examples")
             taken |= {e[0] for e in exs}
-            lines = [json.dumps({"id": i, "input": c + t, "context": c}) for i, (c, t) in enumerate(exs)]
+            lines = [json.dumps({"id": i, "input": c + t, "context": c, "template": k}) for i, (c, t, k) in enumerate(exs)]
             (root / task).mkdir(parents=True, exist_ok=True)
             (root / task / f"{part}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

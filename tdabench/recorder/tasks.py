@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Task:
         loss_type: see :mod:`tdabench.recorder.lm`.
         generation: whether BLEU / ROUGE-L of generated answers are meaningful.
         description: one line for the manifest.
+        templates: training id -> how the prompt was built (the example file's ``template`` key), where known.
     """
 
     name: str
@@ -59,6 +61,71 @@ class Task:
     loss_type: str
     generation: bool
     description: str
+    templates: Mapping[int, str] = dataclasses.field(default_factory=dict)
+
+    def groups(self, grouping: str) -> dict[int, str]:
+        """Training id -> group: ``task`` (a mixture's task), ``label`` (the target),
+        ``template`` or ``label+template``."""
+        ids = self.train.ids
+        if grouping == "task":
+            return {int(i): _task_of(int(i)) if self.setting == "it" else self.name for i in ids}
+        label = {int(i): t.strip() or "-" for i, t in zip(ids, self.train.targets)}
+        if grouping == "label":
+            return label
+        tmpl = {int(i): self.templates.get(int(i) % FLIP_OFFSET, "-") for i in ids}
+        if grouping == "template":
+            return tmpl
+        if grouping == "label+template":
+            return {i: f"{label[i]}/{tmpl[i]}" for i in label}
+        raise ValueError(f"unknown grouping {grouping!r}")
+
+    def test_groups(self) -> dict[str, list[int]]:
+        """A mixture's test examples by task (empty for a single task): scored per group."""
+        if self.setting != "it":
+            return {}
+        out: dict[str, list[int]] = {}
+        for i in self.test.ids.tolist():
+            out.setdefault(_task_of(i), []).append(i)
+        return out
+
+
+def _task_of(mixture_id: int) -> str:
+    """The built-in task of a mixture id (task k holds ids k * 1000 + i, flipped copies too)."""
+    return list(FT_TASKS)[mixture_id % FLIP_OFFSET // MIX_ID_STRIDE]
+
+
+#: Flipped-label copies (the ``label-noise`` design) carry ids ``id + FLIP_OFFSET``: far above
+#: any built-in or published id range.
+FLIP_OFFSET = 100_000
+
+
+def with_flipped_labels(task: Task, flips: Mapping[int, int]) -> Task:
+    """``task`` whose training set also holds the flipped copies ``{new id: original id}``:
+    the same prompt with the other label (two-label tasks only)."""
+    labels = sorted({t for t in task.train.targets})
+    if len(labels) != 2:
+        raise TDABenchError(f"label noise needs a task with two labels; {task.name} has {len(labels)}")
+    other = {labels[0]: labels[1], labels[1]: labels[0]}
+    src = task.train.subset(np.array(sorted(flips.values()), dtype=np.int64))
+    new_ids = np.array(sorted(flips), dtype=np.int64)
+    pos = src.positions(np.array([flips[int(i)] for i in new_ids]))
+    prompts = tuple(src.prompts[p] for p in pos)
+    targets = tuple(other[src.targets[p]] for p in pos)
+    flipped = ExampleSet(new_ids, prompts, targets, tuple(c + t for c, t in zip(prompts, targets)))
+    templates = {**task.templates, **{int(i): task.templates.get(flips[int(i)], "-") for i in new_ids}}
+    return dataclasses.replace(task, train=_concat([task.train, flipped]), templates=templates)
+
+
+def _templates(path: Path) -> dict[int, str]:
+    """id -> ``template`` of an example file that records it (the built-in tasks do)."""
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                obj = json.loads(line)
+                if isinstance(obj.get("template"), str):
+                    out[int(obj["id"])] = obj["template"]
+    return out
 
 
 def _offset(ex: ExampleSet, offset: int, keep: np.ndarray) -> ExampleSet:
@@ -83,10 +150,12 @@ def builtin_task(name: str) -> Task:
         test = read_examples(BANK_TASKS_DIR / name / "test.jsonl")
         ids = train.ids
         return Task(name, "ft", train, ids[:POOL_SIZE], ids[POOL_SIZE : 2 * POOL_SIZE], test, loss,
-                    name in GENERATION_TASKS, f"built-in {name} task (mirrors GPTDynamics {mirrors})")
+                    name in GENERATION_TASKS, f"built-in {name} task (mirrors GPTDynamics {mirrors})",
+                    _templates(BANK_TASKS_DIR / name / "train.jsonl"))
     if name != MIXTURE:
         raise UnknownNameError("task", name, list(BUILTIN_TASKS))
     trains, tests, pool_a, pool_b = [], [], [], []
+    templates: dict[int, str] = {}
     for k, task in enumerate(FT_TASKS):
         off = k * MIX_ID_STRIDE
         tr = read_examples(BANK_TASKS_DIR / task / "train.jsonl")
@@ -96,8 +165,10 @@ def builtin_task(name: str) -> Task:
         tests.append(_offset(te, off, np.arange(MIX_TEST_PER_TASK)))
         pool_a.append(a + off)
         pool_b.append(b + off)
+        # Mixture test ids share the training ids' space (task k at k * 1000 + i).
+        templates.update({i + off: v for i, v in _templates(BANK_TASKS_DIR / task / "train.jsonl").items()})
     return Task("it_mixture", "it", _concat(trains), np.concatenate(pool_a), np.concatenate(pool_b), _concat(tests),
-                "output-tokens", True, "built-in instruction-tuning mixture of the five built-in tasks")
+                "output-tokens", True, "built-in instruction-tuning mixture of the five built-in tasks", templates)
 
 
 def pretrain_examples(tasks: tuple[str, ...] = tuple(FT_TASKS)) -> ExampleSet:
@@ -154,13 +225,21 @@ def _from_rows(ds: object, path: Path) -> ExampleSet:
 def load_task(spec: str, *, loss_type: str = "output-tokens", n_test: int = 128, shot: int | None = None, generation: bool = False) -> Task:
     """A built-in task name, a JSON Lines file (GPTDynamics example format) or a ``datasets`` folder.
 
-    A built-in task keeps its first ``n_test`` test examples. For files and folders without a
+    A built-in task keeps its first ``n_test`` test examples and, with ``shot``, the first
+    ``shot`` ids of its pool A. For files and folders without a
     test split, the last ``n_test`` examples by id (at most a quarter) are the test set; the first ``shot`` training ids form pool A, the rest pool B.
     """
     if spec in BUILTIN_TASKS:
         task = builtin_task(spec)
-        if n_test < len(task.test):  # a smaller test set: its first n_test examples
-            task = dataclasses.replace(task, test=task.test.subset(task.test.ids[:n_test]))
+        if n_test < len(task.test):  # a smaller test set: its first n_test examples (of each task of a mixture)
+            by_task = task.test_groups() or {task.name: task.test.ids.tolist()}
+            per = -(-n_test // len(by_task))
+            keep = np.sort(np.concatenate([np.asarray(ids[:per], dtype=np.int64) for ids in by_task.values()]))
+            task = dataclasses.replace(task, test=task.test.subset(keep))
+        if shot is not None:  # a smaller pool A: its first `shot` ids
+            if not 1 <= shot <= len(task.pool_a):
+                raise TDABenchError(f"--shot {shot} must be between 1 and the {len(task.pool_a)} examples of pool A of {spec}")
+            task = dataclasses.replace(task, pool_a=task.pool_a[:shot])
         return task
     path = Path(spec).expanduser()
     if not path.exists():

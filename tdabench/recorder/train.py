@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tdabench.recorder.designs import uniform_batches
 from tdabench.recorder.lm import Encoded, per_example_loss
 
 #: Called after each step ``t`` (1..T) with the model and the step's training loss.
@@ -44,22 +45,17 @@ class Schedule:
         """T = epochs * ceil(sample / batch_size)."""
         return self.epochs * -(-self.sample // self.batch_size)
 
-    def learning_rates(self) -> np.ndarray:
-        """float64 [T]: the rate used at each step, ``lr * (1 - (t - 1) / T)``."""
-        T = self.n_steps
+    def learning_rates(self, n_steps: int | None = None) -> np.ndarray:
+        """float64 [T]: the rate used at each step, ``lr * (1 - (t - 1) / T)`` (T: ``n_steps``,
+        default the schedule's own; a user's plan may have another length)."""
+        T = self.n_steps if n_steps is None else n_steps
         return self.lr * (1.0 - np.arange(T) / T)
 
 
 def plan_batches(pool: np.ndarray, schedule: Schedule, seed: int) -> np.ndarray:
-    """int64 [T, B]: ``sample`` ids of ``pool`` drawn by ``seed``, reshuffled every epoch, ``-1`` padded."""
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(np.asarray(pool, dtype=np.int64), size=schedule.sample, replace=False)
-    B = schedule.batch_size
-    per_epoch = -(-schedule.sample // B)
-    out = np.full((schedule.epochs, per_epoch * B), -1, dtype=np.int64)
-    for e in range(schedule.epochs):
-        out[e, : schedule.sample] = rng.permutation(chosen)
-    return out.reshape(schedule.epochs * per_epoch, B)
+    """int64 [T, B]: ``sample`` ids of ``pool`` drawn by ``seed``, reshuffled every epoch, ``-1``
+    padded (the ``uniform`` design, :mod:`tdabench.recorder.designs`)."""
+    return uniform_batches(pool, schedule.sample, schedule.epochs, schedule.batch_size, seed)
 
 
 def train(
@@ -76,7 +72,7 @@ def train(
     The loss of a step is the mean of its examples' losses. Returns float64 [T] training losses.
     """
     device = next(model.parameters()).device
-    lrs = schedule.learning_rates()
+    lrs = schedule.learning_rates(len(rows))
     opt = torch.optim.AdamW(model.parameters(), lr=float(lrs[0]), weight_decay=schedule.weight_decay)
     losses = np.zeros(len(rows))
     model.train()
