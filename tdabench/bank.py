@@ -25,7 +25,7 @@ from tdabench.data import Benchmark
 from tdabench.errors import DataError
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.hookspecs import hookimpl
-from tdabench.sources import BenchmarkRef
+from tdabench.simulator import BenchmarkRef
 
 if TYPE_CHECKING:
     from tdabench.context import Context

@@ -17,7 +17,7 @@ import numpy as np
 
 from tdabench.data import Benchmark
 from tdabench.metrics import score
-from tdabench.resources import Measure
+from tdabench.measure import Measure
 from tdabench.results import CellResult, cell_key, provenance, read_result, result_path, write_result
 from tdabench.errors import TDABenchError
 from tdabench.simulator import MethodSpec, config_dict

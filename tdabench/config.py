@@ -1,27 +1,75 @@
 """Method configs: typed dataclasses, built from strings (CLI) or typed values (files, code).
 
-A method's config is a frozen dataclass. Each field may carry ``metadata={"help": "...",
-"choices": (...)}``; ``__post_init__`` validates values and raises :class:`ConfigError`
-with a message that names the key and the allowed values.
+A method's config is a frozen dataclass whose fields are made by :func:`option`: help text,
+allowed values and bounds, as data. :func:`validate_options` checks them (a config calls it
+in ``__post_init__``; :func:`build_config` calls it anyway), and the error names the key and
+what it must be. Only rules that tie two options together are written by hand.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tdabench.errors import ConfigError
 
 
-def option(default: Any, help: str, choices: tuple[Any, ...] | None = None) -> Any:
-    """A dataclass field with help text and, optionally, its allowed values."""
+def option(
+    default: Any,
+    help: str,
+    choices: tuple[Any, ...] | None = None,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    nonempty: bool = False,
+    flag: str | None = None,
+) -> Any:
+    """A dataclass field with help text and the constraints :func:`validate_options` checks.
+
+    ``choices`` lists the allowed values; ``ge``/``gt``/``le`` bound a number (each element of a
+    tuple), which must then also be finite; ``nonempty`` asks a tuple for at least one element;
+    ``flag`` names the command-line flag where it is not ``--`` plus the field name.
+    """
     meta: dict[str, Any] = {"help": help}
-    if choices is not None:
-        meta["choices"] = choices
+    for key, value in (("choices", choices), ("ge", ge), ("gt", gt), ("le", le)):
+        if value is not None:
+            meta[key] = value
+    if nonempty:
+        meta["nonempty"] = True
+    if flag is not None:
+        meta["flag"] = flag
     return dataclasses.field(default=default, metadata=meta)
+
+
+def check_value(label: str, value: Any, meta: Mapping[str, Any]) -> None:
+    """A ValueError saying what ``label`` (``option 'k'``, ``--flag``) must be, if ``value`` breaks ``meta``."""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ValueError(f"{label} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if meta.get("nonempty") and not items:
+        raise ValueError(f"{label} needs at least one value")
+    bounds = [(k, meta[k]) for k in ("ge", "gt", "le") if k in meta]
+    if not bounds or value is None:
+        return
+    words = {"ge": "at least", "gt": "greater than", "le": "at most"}
+    want = " and ".join(f"{words[k]} {b:g}" for k, b in bounds)
+    for x in items:
+        ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        ok = ok and all({"ge": x >= b, "gt": x > b, "le": x <= b}[k] for k, b in bounds)
+        if not ok:
+            raise ValueError(f"{label} must be {want}; got {value!r}")
+
+
+def validate_options(obj: Any, label: Callable[[str], str] = lambda name: f"option '{name}'") -> None:
+    """Check every field of the dataclass ``obj`` against its :func:`option` constraints."""
+    for f in dataclasses.fields(obj):
+        check_value(label(f.name), getattr(obj, f.name), f.metadata)
 
 
 def _coerce(value: Any, typ: Any, key: str, method: str) -> Any:
@@ -75,18 +123,13 @@ def build_config(cls: type, overrides: Mapping[str, Any], *, method: str) -> Any
         if key not in fields:
             allowed = ", ".join(fields) or "none"
             raise ConfigError(f"method {method!r} has no option '{key}' (options: {allowed})")
-        typed = _coerce(value, hints[key], key, method)
-        choices = fields[key].metadata.get("choices")
-        if choices is not None and typed not in choices:
-            raise ConfigError(
-                f"method {method!r}: option '{key}' must be one of "
-                f"{', '.join(map(str, choices))}; got {typed!r}"
-            )
-        kwargs[key] = typed
+        kwargs[key] = _coerce(value, hints[key], key, method)
     try:
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        validate_options(config)  # the options' own constraints, whether or not the class checks them
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"method {method!r}: {exc}") from None
+    return config
 
 
 def parse_method_arg(arg: str) -> tuple[str, dict[str, str]]:

@@ -19,7 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     from tdabench.context import Context
     from tdabench.simulator import MethodSpec
-    from tdabench.sources import BenchmarkRef
+    from tdabench.simulator import BenchmarkRef
 
 PROJECT = "tdabench"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -42,7 +42,7 @@ def tdabench_methods() -> list[MethodSpec]:
 def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
     """Return the benchmarks this plugin can provide in ``context``.
 
-    A :class:`~tdabench.sources.BenchmarkRef` holds the benchmark id, a one-line
+    A :class:`~tdabench.simulator.BenchmarkRef` holds the benchmark id, a one-line
     description and a zero-argument loader; listing must be cheap, so loading happens only
     when the loader is called. ``context.data_dir`` is where the user keeps local data
     (``--data-dir`` or ``TDABENCH_GPTDYNAMICS``).

@@ -21,7 +21,7 @@ from tdabench.simulator import MethodSpec
 
 if TYPE_CHECKING:
     from tdabench.context import Context
-    from tdabench.sources import BenchmarkRef
+    from tdabench.simulator import BenchmarkRef
 
 ENTRY_POINT_GROUP = "tdabench"
 

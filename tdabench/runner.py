@@ -22,7 +22,7 @@ from tdabench.data import SPLITS
 from tdabench.errors import ConfigError, TDABenchError
 from tdabench.executors import Executor, Job, SerialExecutor
 from tdabench.results import CellResult
-from tdabench.sources import BenchmarkRef
+from tdabench.simulator import BenchmarkRef
 from tdabench.views import check_split_name
 
 __all__ = ["MethodChoice", "RunPlan", "choose_methods", "execute"]

@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tdabench.data import BenchmarkMeta, ExampleSet, ModelAccess
+from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, ModelAccess
 
 
 @dataclass(frozen=True)
@@ -220,3 +220,22 @@ class MethodSpec:
 def config_dict(config: Any) -> dict[str, Any]:
     """A config as a JSON-ready dict (for results and cache keys)."""
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+
+
+@dataclass(frozen=True)
+class BenchmarkRef:
+    """A benchmark that can be loaded: cheap to list, loaded on demand.
+
+    Attributes:
+        id: e.g. ``gptdynamics/ft/pythia-410m/rte``.
+        description: one line for ``tdabench list benchmarks``.
+        load: returns the :class:`Benchmark`.
+        origin: the plugin that provided it (set by the registry).
+        default: part of the default slice that ``tdabench run`` uses with no ``--benchmark``.
+    """
+
+    id: str
+    description: str
+    load: Callable[[], Benchmark]
+    origin: str = ""
+    default: bool = False

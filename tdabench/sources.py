@@ -5,37 +5,16 @@ This module is itself a plugin (entry point ``gptdynamics``), registered like an
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tdabench.data import Benchmark
 from tdabench.errors import DataError, TDABenchError, UnknownNameError
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.hookspecs import hookimpl
+from tdabench.simulator import BenchmarkRef
 
 if TYPE_CHECKING:
     from tdabench.context import Context
-
-
-@dataclass(frozen=True)
-class BenchmarkRef:
-    """A benchmark that can be loaded: cheap to list, loaded on demand.
-
-    Attributes:
-        id: e.g. ``gptdynamics/ft/pythia-410m/rte``.
-        description: one line for ``tdabench list benchmarks``.
-        load: returns the :class:`Benchmark`.
-        origin: the plugin that provided it (set by the registry).
-        default: part of the default slice that ``tdabench run`` uses with no ``--benchmark``.
-    """
-
-    id: str
-    description: str
-    load: Callable[[], Benchmark]
-    origin: str = ""
-    default: bool = False
 
 
 def refs_from_dir(path: Path, *, progress: bool = False) -> list[BenchmarkRef]:

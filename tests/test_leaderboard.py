@@ -17,7 +17,7 @@ import pytest
 from tdabench.cli import main
 from tdabench.context import Context
 from tdabench.leaderboard.aggregate import MeanRank
-from tdabench.leaderboard.build import stable_lines
+from tdabench.leaderboard.write import stable_lines
 from tdabench.leaderboard.collect import collect, format_size, group_of, model_size
 from tdabench.leaderboard.published import orderings
 from tdabench.leaderboard.samples import TruthSource

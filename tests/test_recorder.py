@@ -12,7 +12,7 @@ import torch
 from tdabench.cli import main
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.recorder import record as record_mod
-from tdabench.recorder.lm import encode, evaluate, per_example_loss
+from tdabench.lm import encode, evaluate, per_example_loss
 from tdabench.recorder.models import load_model
 from tdabench.recorder.record import RecordSpec, record
 from tdabench.recorder.tasks import builtin_task

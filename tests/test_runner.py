@@ -20,7 +20,7 @@ from tdabench.hookspecs import hookimpl
 from tdabench.results import read_results
 from tdabench.runner import RunPlan, choose_methods, execute
 from tdabench.simulator import Capabilities, FitData, MethodSpec, Query
-from tdabench.sources import BenchmarkRef
+from tdabench.simulator import BenchmarkRef
 from tdabench.synthetic import SyntheticTruth
 from tdabench.testing import corrupt_evaluation
 from tdabench.views import seen_test_ids

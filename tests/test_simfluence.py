@@ -19,7 +19,7 @@ from tdabench.simulator import FitData, Query, RunBatches
 from tdabench.synthetic import SyntheticTruth, simfluence_benchmark
 from tdabench.views import fit_data, split_view
 from tdabench_plugins import simfluence as sf
-from tdabench_plugins.simfluence_rollout import factor_sums, query_transitions, rollout, rollout_mse
+from tdabench_plugins.simfluence._rollout import factor_sums, query_transitions, rollout, rollout_mse
 
 VARIANTS = {"linear": sf.SimfluenceLinear, "additive": sf.SimfluenceAdditive, "multiplicative": sf.SimfluenceMultiplicative}
 

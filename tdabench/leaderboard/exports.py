@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from tdabench.leaderboard.aggregate import COLUMNS, RANK_METRIC, Row, Table
-from tdabench.leaderboard.build import Leaderboard
+from tdabench.leaderboard.model import Leaderboard
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES
 from tdabench.metrics import METRIC_NAMES
 

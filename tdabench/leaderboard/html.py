@@ -12,10 +12,10 @@ import re
 from html import escape
 
 from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, Row, Table
-from tdabench.leaderboard.build import ALL, Leaderboard
+from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
 from tdabench.leaderboard.fmt import display, score_parts
-from tdabench.leaderboard.markdown import LEGEND, RANK_HOW, group_title, table_heading
+from tdabench.leaderboard.text import LEGEND, RANK_HOW, group_title, table_heading
 from tdabench.leaderboard.plots import size_svg, trajectory_svg
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
 

@@ -17,7 +17,8 @@ from tdabench.context import Context
 from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
 from tdabench.leaderboard.collect import Entry
-from tdabench.sources import BenchmarkRef, resolve_benchmarks
+from tdabench.simulator import BenchmarkRef
+from tdabench.sources import resolve_benchmarks
 
 N_SAMPLES = 3
 

@@ -1,12 +1,12 @@
 """The recorder: fine-tune causal LMs over many runs and write their training dynamics.
 
-``tdabench record`` (see :mod:`tdabench.recorder.cli`) writes a benchmark in the
+``tdabench record`` (see :mod:`tdabench.cli.record`) writes a benchmark in the
 GPTDynamics layout with its manifest and split. The modules:
 
 * :mod:`~tdabench.recorder.models` - built-in tiny GPT-NeoX sizes and loading any causal LM;
 * :mod:`~tdabench.recorder.tokenizer` - the offline tokenizer of the built-in models;
 * :mod:`~tdabench.recorder.tasks` - built-in tasks, JSON Lines and ``datasets`` folders;
-* :mod:`~tdabench.recorder.lm` - token masks and per-example losses (reused by gradient methods);
+* :mod:`tdabench.lm` (core) - token masks and per-example losses, shared with gradient methods;
 * :mod:`~tdabench.recorder.generate` - greedy answers and their BLEU / ROUGE-L;
 * :mod:`~tdabench.recorder.train` - one training run;
 * :mod:`~tdabench.recorder.record` - many runs, resumable, plus the manifest;

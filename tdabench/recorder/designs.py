@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from tdabench.errors import ConfigError, TDABenchError
+from tdabench.config import option, validate_options
+from tdabench.errors import TDABenchError
 from tdabench.recorder.tasks import FLIP_OFFSET
 
 DESIGNS: tuple[str, ...] = ("uniform", "mixture", "drop-group", "duplicate", "curriculum", "label-noise", "plan")
@@ -52,27 +53,18 @@ class DesignSpec:
         plan: ``plan``: a ``train_samples_id.json`` file, or a folder of them (one run each).
     """
 
-    name: str = "uniform"
-    group_by: str = "auto"
-    alpha: float = 0.7
-    k: int = 8
-    m: int = 4
-    fraction: float = 0.4
-    plan: str | None = None
+    name: str = option("uniform", "how runs differ (docs/benchmarks.md)", DESIGNS, flag="--design")
+    group_by: str = option("auto", "groups of the designs (auto: tasks in a mixture, label+template otherwise)", GROUPINGS)
+    alpha: float = option(0.7, "mixture: Dirichlet concentration of the per-run group weights", gt=0)
+    k: int = option(8, "duplicate: examples repeated", ge=1, flag="--dup-k")
+    m: int = option(4, "duplicate: appearances of each repeated example per epoch", ge=2, flag="--dup-m")
+    fraction: float = option(0.4, "label-noise: share of the pool whose label is flipped", gt=0, le=0.99, flag="--noise-fraction")
+    plan: str | None = option(None, "plan: a train_samples_id.json file, or a folder of them (one run each)")
 
     def __post_init__(self) -> None:
-        if self.name not in DESIGNS:
-            raise ConfigError(f"unknown design {self.name!r} (choose one of {', '.join(DESIGNS)})")
-        if self.group_by not in GROUPINGS:
-            raise ConfigError(f"--group-by must be one of {', '.join(GROUPINGS)}, got {self.group_by!r}")
-        if not (math.isfinite(self.alpha) and self.alpha > 0):
-            raise ConfigError(f"--alpha must be a finite value > 0, got {self.alpha}")
-        if self.k < 1 or self.m < 2:
-            raise ConfigError(f"--dup-k must be >= 1 and --dup-m >= 2, got {self.k} and {self.m}")
-        if not 0 < self.fraction < 1:
-            raise ConfigError(f"--noise-fraction must be between 0 and 1, got {self.fraction}")
+        validate_options(self)
         if (self.name == "plan") != (self.plan is not None):
-            raise ConfigError("--plan FILE goes with --design plan (and only with it)")
+            raise ValueError("--plan FILE goes with --design plan (and only with it)")
 
     def summary(self) -> dict[str, Any]:
         """The options that matter for this design (for the manifest and descriptions)."""

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from tdabench.config import option, validate_options
 from tdabench.data import BenchmarkMeta, DesignInfo, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import TDABenchError
 from tdabench.executors import Executor, Job, SerialExecutor
@@ -31,7 +32,7 @@ from tdabench.formats.manifest import write_manifest
 from tdabench.formats.names import format_run_name
 from tdabench.recorder.designs import DesignSpec, RecordingPlan, grouping, plan_recording
 from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scores
-from tdabench.recorder.lm import encode, evaluate
+from tdabench.lm import encode, evaluate
 from tdabench.recorder.models import LoadedModel, load_model, n_params, quiet_loading
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task, with_flipped_labels
 from tdabench.simulator import Resources
@@ -44,37 +45,35 @@ DECIMALS = 4  # GPTDynamics stores four decimals; bf16 evaluation is only truste
 
 @dataclass(frozen=True)
 class RecordSpec:
-    """Everything that determines a recording (stored in ``record.json``)."""
+    """Everything that determines a recording (stored in ``record.json``).
 
-    model: str
-    task: str
-    runs: int
-    schedule: Schedule
-    unseen_runs: int | None = None  # None: 3 when pool B holds enough examples, else 0
-    metric_every: int | None = None  # None: 8 for generation tasks, else 0 (no BLEU/ROUGE-L)
-    checkpoint_every: int = 0
-    checkpoint_runs: str = "eval"  # "eval": evaluation and unseen-train runs; "all"
-    seed: int = 0
-    precision: str = "auto"
-    loss: str = "output-tokens"  # for tasks from files; built-in tasks fix their own
-    n_test: int = 128
-    shot: int | None = None
-    bench_id: str | None = None
+    Each field's :func:`~tdabench.config.option` is also the ``tdabench record`` flag of that
+    name (``schedule`` and ``design`` contribute their own fields' flags).
+    """
+
+    model: str = option("", "built-in size (neox-0.2m, neox-1m, neox-4m, neox-1m-sentiment), a local model directory, or a hub name")
+    task: str = option("", "built-in task (sentiment, entailment, boolq, webnlg, wmt, mixture), a JSON Lines file "
+                           "(id, input, context) or a datasets folder")
+    runs: int = option(32, "runs on training pool A (32: the published 25 fit / 2 validation / 5 evaluation)", ge=2)
+    schedule: Schedule = field(default_factory=Schedule)
+    unseen_runs: int | None = option(None, "runs on the disjoint pool B for unseen-train (default 3 when pool B is large enough)", ge=0)
+    metric_every: int | None = option(None, "record BLEU and ROUGE-L of greedy answers every N steps (default 8 for generation tasks, else off)", ge=0)
+    checkpoint_every: int = option(0, "save safetensors checkpoints every N steps (0: none)", ge=0)
+    checkpoint_runs: str = option("eval", "runs that save checkpoints: evaluation and unseen-train runs, or all", ("eval", "all"))
+    seed: int = option(0, "seed of the first run; run i uses seed + i")
+    precision: str = option("auto", "test-loss evaluation precision (auto: bf16 on CUDA where its error is below 1e-3)", ("auto", "fp32", "bf16"))
+    loss: str = option("output-tokens", "loss type for tasks from files (built-in tasks set their own)", ("output-tokens", "last-token", "whole-sequence"))
+    n_test: int = option(128, "test examples: the first N of a built-in task (of each task of a mixture), or the last N held out of a file task", ge=1)
+    shot: int | None = option(None, "size of pool A: its first N ids (default: 200 for built-in tasks, every training example of a file)", ge=1)
+    bench_id: str | None = option(None, "benchmark id (default recorded/<setting>/<model>/<task>)", flag="--id")
     design: DesignSpec = field(default_factory=DesignSpec)
-    eval_runs: int | None = None  # None: the published share (5 of 32); counterfactual designs use more
-    test_set: str = "test"  # "pool": the test examples are pool A's as trained (self-influence, mislabel search)
+    eval_runs: int | None = option(None, "evaluation runs (default: the published 5 of 32); counterfactual designs use more", ge=1)
+    test_set: str = option("test", "test examples: the task's test set, or pool A's examples as trained (self-influence, mislabel search)", ("test", "pool"))
 
     def __post_init__(self) -> None:
-        if self.eval_runs is not None and not 1 <= self.eval_runs <= self.runs - 1:
-            raise ValueError(f"eval_runs must be between 1 and runs - 1 = {self.runs - 1}, got {self.eval_runs}")
-        if self.runs < 2:
-            raise ValueError(f"runs must be at least 2 (one fit, one evaluation run), got {self.runs}")
-        if self.checkpoint_runs not in ("eval", "all"):
-            raise ValueError(f"checkpoint_runs must be 'eval' or 'all', got {self.checkpoint_runs!r}")
-        if self.test_set not in ("test", "pool"):
-            raise ValueError(f"test_set must be 'test' or 'pool', got {self.test_set!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        validate_options(self)
+        if self.eval_runs is not None and self.eval_runs > self.runs - 1:
+            raise ValueError(f"eval_runs must be at most runs - 1 = {self.runs - 1}, got {self.eval_runs}")
 
 
 def _plan_runs(spec: RecordSpec, task: Task) -> tuple[RecordingPlan, Task]:

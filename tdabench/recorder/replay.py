@@ -21,7 +21,7 @@ from tdabench.data import ModelAccess
 from tdabench.errors import DataError
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.formats.manifest import write_manifest
-from tdabench.recorder.lm import encode, evaluate
+from tdabench.lm import encode, evaluate
 from tdabench.recorder.models import load_model
 from tdabench.recorder.train import Schedule, train
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tdabench.config import option, validate_options
 from tdabench.recorder.designs import uniform_batches
-from tdabench.recorder.lm import Encoded, per_example_loss
+from tdabench.lm import Encoded, per_example_loss
 
 #: Called after each step ``t`` (1..T) with the model and the step's training loss.
 StepHook = Callable[[int, torch.nn.Module, float], None]
@@ -22,23 +23,19 @@ StepHook = Callable[[int, torch.nn.Module, float], None]
 
 @dataclass(frozen=True)
 class Schedule:
-    """Optimizer settings of a run (GPTDynamics: AdamW, no warmup, linear decay to 0)."""
+    """Optimizer settings of a run (GPTDynamics: AdamW, no warmup, linear decay to 0).
 
-    lr: float
-    weight_decay: float = 0.001
-    batch_size: int = 4
-    epochs: int = 3
-    sample: int = 128
+    Each field's :func:`~tdabench.config.option` is also the ``tdabench record`` flag of that name.
+    """
+
+    lr: float = option(1e-3, "peak learning rate, decayed linearly to 0", gt=0)
+    weight_decay: float = option(0.001, "AdamW weight decay", ge=0)
+    batch_size: int = option(4, "batch size", ge=1)
+    epochs: int = option(3, "epochs", ge=1)
+    sample: int = option(128, "training examples each run samples from its pool", ge=1)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.sample < 1:
-            raise ValueError(f"sample must be at least 1, got {self.sample}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        validate_options(self)
 
     @property
     def n_steps(self) -> int:

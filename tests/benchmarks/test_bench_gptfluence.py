@@ -18,9 +18,9 @@ from tdabench.data import Benchmark
 from tdabench.synthetic import simfluence_benchmark
 from tdabench.views import fit_data, split_view
 from tdabench_plugins.gptfluence import GPTfluence, GPTfluenceConfig, torch_threads
-from tdabench_plugins.gptfluence_encoder import TextEncoder
-from tdabench_plugins.gptfluence_nets import FactorNet, build_net
-from tdabench_plugins.gptfluence_train import RunSet, TrainSettings, _block_loss, _history, constant_factors, fit_factors
+from tdabench_plugins.gptfluence._encoder import TextEncoder
+from tdabench_plugins.gptfluence._nets import FactorNet, build_net
+from tdabench_plugins.gptfluence._train import RunSet, TrainSettings, _block_loss, _history, constant_factors, fit_factors
 
 WORDS = ("river", "market", "theory", "engine", "garden", "protein", "violin", "glacier", "senate", "harbor",
          "lantern", "comet", "algebra", "canyon", "novel", "orbit", "pepper", "saddle", "tunnel", "walnut")

@@ -29,12 +29,12 @@ import torch
 import tdabench
 from tdabench.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, ModelAccess, Run, SplitSpec, Trajectory
-from tdabench.recorder.lm import Encoded, encode, token_losses
+from tdabench.lm import Encoded, encode, token_losses
 from tdabench.recorder.models import fresh_model
 from tdabench.recorder.tokenizer import bank_tokenizer
 from tdabench.simulator import FitData
 from tdabench.views import fit_data
-from tdabench_plugins.grad_per_example import GradientEngine, selected_names
+from tdabench_plugins.gradients._per_example import GradientEngine, selected_names
 
 TASKS = Path(tdabench.__file__).resolve().parent / "bank" / "tasks"
 N_TRAIN, N_TEST, N_FILES, BATCH = 200, 128, 9, 4

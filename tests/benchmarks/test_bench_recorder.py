@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tdabench.recorder.lm import encode, evaluate, per_example_loss
+from tdabench.lm import encode, evaluate, per_example_loss
 from tdabench.recorder.models import load_model
 from tdabench.recorder.tasks import builtin_task
 from tdabench.recorder.train import Schedule, plan_batches, train

@@ -1,35 +1,31 @@
-"""GPTfluence (Chai et al., EMNLP 2024, arXiv 2404.07840): the featurized training-run simulator.
+"""The GPTfluence simulator (Chai et al., EMNLP 2024): config, fitting, rollout and factors.
 
 Factors come from the text features of a training example i and a test example z, so
 examples absent from the fit runs get factors too::
 
     y_t = sum_{j=1..n} (sum_{i in c_t} A_{i,j}(z)) y_{t-j} + sum_{i in c_t} B_i(z)
 
-Code: this module (config, simulator, factors, registration), ``gptfluence_encoder.py``
-(frozen encoder and embedding cache), ``gptfluence_nets.py`` (``dot`` and ``concat`` factor
-networks), ``gptfluence_train.py`` (teacher-forced training, interval, early stopping and
-rollout). Equations, options and conventions: docs/methods.md, section "GPTfluence".
+Equations, options and conventions: docs/methods.md, section "GPTfluence".
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from tdabench.config import option
+from tdabench.config import option, validate_options
 from tdabench.data import ExampleSet
-from tdabench.hookspecs import hookimpl
-from tdabench.simulator import Capabilities, FitData, MethodSpec, Query, RunBatches
-from tdabench_plugins.gptfluence_encoder import POOLINGS, TextEncoder
-from tdabench_plugins.gptfluence_nets import FORMS, FactorNet, build_net
-from tdabench_plugins.gptfluence_train import (
+from tdabench.helpers import torch_threads, widened_range
+from tdabench.simulator import FitData, Query, RunBatches
+from tdabench_plugins.gptfluence._encoder import POOLINGS, TextEncoder
+from tdabench_plugins.gptfluence._nets import FORMS, FactorNet, build_net
+from tdabench_plugins.gptfluence._train import (
     FitResult, RunSet, TrainSettings, constant_factors, fit_factors, rollout, used_columns,
 )
 
@@ -42,41 +38,24 @@ class GPTfluenceConfig:
 
     encoder: str = option("all-MiniLM-L6-v2", "frozen text encoder: all-MiniLM-L6-v2 (packaged, as published), or any transformers encoder directory or locally cached hub id")
     pooling: str = option("first", "sentence embedding: first (first token's last hidden state, as published) or mean (attention-masked mean)", choices=POOLINGS)
-    max_length: int = option(512, "tokens kept per example text (published: 512)")
-    encode_batch_size: int = option(64, "texts per encoder forward pass")
+    max_length: int = option(512, "tokens kept per example text (published: 512)", ge=1)
+    encode_batch_size: int = option(64, "texts per encoder forward pass", ge=1)
     form: str = option("dot", "factor network: dot (A = <f_A(h_i), f_A(h_z)>, one MLP per factor) or concat ([h_i; h_z] -> Linear -> ReLU -> one head per factor)", choices=FORMS)
-    width: int = option(128, "hidden width of the factor networks; 0 = published (dot: the encoder's hidden size, concat: 100)")
-    order: int = option(1, "Markov order n: multiplicative factors over y_{t-1} .. y_{t-n} (published main results: 1)")
-    interval: int = option(1, "fit on every k-th recorded value only (the cheaper-collection ablation)")
-    lr: float = option(0.1, "AdamW step scale: each layer's learning rate is lr / fan_in")
-    weight_decay: float = option(1e-5, "AdamW weight decay (published: 1e-5)")
-    batch_size: int = option(1024, "(run, transition, test example) triples per minibatch")
-    epochs: int = option(15, "passes over every triple of the fit runs (at most)")
-    warmup_steps: int = option(200, "linear warmup steps, then linear decay to 0 at the last epoch (published: 200)")
-    patience: int = option(10, "stop after this many epochs without a lower validation rollout MSE (the best state is kept)")
-    init_scale: float = option(0.1, "size of the initial example-dependent part of the factors, relative to the constant start")
+    width: int = option(128, "hidden width of the factor networks; 0 = published (dot: the encoder's hidden size, concat: 100)", ge=0)
+    order: int = option(1, "Markov order n: multiplicative factors over y_{t-1} .. y_{t-n} (published main results: 1)", ge=1)
+    interval: int = option(1, "fit on every k-th recorded value only (the cheaper-collection ablation)", ge=1)
+    lr: float = option(0.1, "AdamW step scale: each layer's learning rate is lr / fan_in", gt=0)
+    weight_decay: float = option(1e-5, "AdamW weight decay (published: 1e-5)", ge=0)
+    batch_size: int = option(1024, "(run, transition, test example) triples per minibatch", ge=1)
+    epochs: int = option(15, "passes over every triple of the fit runs (at most)", ge=1)
+    warmup_steps: int = option(200, "linear warmup steps, then linear decay to 0 at the last epoch (published: 200)", ge=0)
+    patience: int = option(10, "stop after this many epochs without a lower validation rollout MSE (the best state is kept)", ge=1)
+    init_scale: float = option(0.1, "size of the initial example-dependent part of the factors, relative to the constant start", gt=0)
     clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side")
-    threads: int = option(1, "torch intra-op threads while fitting and simulating (0 = leave torch's setting): the tensors are small, and on a shared CPU one thread is fastest")
+    threads: int = option(1, "torch intra-op threads while fitting and simulating (0 = leave torch's setting): the tensors are small, and on a shared CPU one thread is fastest", ge=0)
 
     def __post_init__(self) -> None:
-        for key in ("max_length", "encode_batch_size", "order", "interval", "batch_size", "epochs", "patience"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"option '{key}' must be an integer >= 1, got {getattr(self, key)!r}")
-        if self.threads < 0:
-            raise ValueError(f"option 'threads' must be >= 0 (0 = torch's setting), got {self.threads!r}")
-        if self.width < 0:
-            raise ValueError(f"option 'width' must be >= 0 (0 = published width), got {self.width!r}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"option 'warmup_steps' must be >= 0, got {self.warmup_steps!r}")
-        for key in ("lr", "init_scale"):
-            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
-                raise ValueError(f"option '{key}' must be a finite value > 0, got {getattr(self, key)!r}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"option 'weight_decay' must be a finite value >= 0, got {self.weight_decay!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"option 'pooling' must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        if self.form not in FORMS:
-            raise ValueError(f"option 'form' must be one of {', '.join(FORMS)}, got {self.form!r}")
+        validate_options(self)
 
 
 @dataclass(frozen=True)
@@ -139,7 +118,7 @@ class GPTfluence:
         vals = vals[np.isfinite(vals)]
         rms = float(np.sqrt(np.mean(vals**2))) if len(vals) else 1.0
         self.scale_ = rms if rms > 0 and math.isfinite(rms) else 1.0
-        self.bounds_ = _bounds(vals / self.scale_) if cfg.clip else None
+        self.bounds_ = widened_range(vals / self.scale_) if cfg.clip else None
         fit = self._runset(data.runs, data.train, data.values)
         val = self._runset(data.validation, data.train, data.validation_values) if len(data.validation) else None
         gen = torch.Generator().manual_seed(data.seed)
@@ -255,19 +234,6 @@ class GPTfluence:
         }
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads (0: unchanged), restoring the setting after."""
-    before = torch.get_num_threads()
-    if n > 0 and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 def _positions(trans: np.ndarray, train: ExampleSet) -> np.ndarray:
     """Rows of ``train`` for transition ids (-1 stays -1); an id ``train`` lacks is an error."""
     pos = train.positions(trans)
@@ -277,24 +243,3 @@ def _positions(trans: np.ndarray, train: ExampleSet) -> np.ndarray:
     return pos
 
 
-def _bounds(vals: np.ndarray) -> tuple[float, float] | None:
-    """The range of the fitted values, widened by its span on each side."""
-    if not len(vals):
-        return None
-    lo, hi = float(vals.min()), float(vals.max())
-    span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    return lo - span, hi + span
-
-
-@hookimpl
-def tdabench_methods() -> list[MethodSpec]:
-    """GPTfluence."""
-    return [
-        MethodSpec(
-            name="gptfluence",
-            factory=GPTfluence,
-            config_cls=GPTfluenceConfig,
-            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True),
-            summary="GPTfluence: featurized simulator, factors from frozen text-encoder features (Chai et al. 2024)",
-        )
-    ]

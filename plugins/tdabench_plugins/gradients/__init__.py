@@ -4,10 +4,11 @@ Each is registered twice: raw (faithful to its paper) and ``-calibrated`` (one g
 of the predicted change fitted by least squares on the fit runs, like the published
 rescaled TracIn); the calibrated name only changes the default of the ``calibrate`` option.
 
-Modules: grad_model (the benchmark's model and checkpoints), grad_per_example (per-example
-gradients with torch.func), grad_project (random projections), grad_scores (blocked inner
-products), grad_ihvp (inverse-Hessian-vector products), grad_rollout (the simulator form),
-grad_tracin / grad_influence (the simulators), grad_config (options). Conventions and
+A plugin package (entry point ``gradients``); private modules: ``_model`` (the benchmark's
+model and checkpoints), ``_per_example`` (per-example gradients with torch.func),
+``_project`` (random projections), ``_scores`` (blocked inner products), ``_ihvp``
+(inverse-Hessian-vector products), ``_rollout`` (the simulator form), ``_tracin`` and
+``_influence`` (the simulators), ``_cache`` (score tables on disk), ``_config`` (options). Conventions and
 equations: docs/methods.md, section "Gradient-based methods".
 """
 
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import Capabilities, MethodSpec
-from tdabench_plugins.grad_config import CalibratedGradientConfig, CalibratedInfluenceConfig, GradientConfig, InfluenceConfig
-from tdabench_plugins.grad_influence import Influence
-from tdabench_plugins.grad_tracin import GradDot, TracInCP
+from tdabench_plugins.gradients._config import CalibratedGradientConfig, CalibratedInfluenceConfig, GradientConfig, InfluenceConfig
+from tdabench_plugins.gradients._influence import Influence
+from tdabench_plugins.gradients._tracin import GradDot, TracInCP
 
 #: Gradients exist for any text, so unseen training and test examples are served; gradients
 #: of the loss say nothing about BLEU or ROUGE, so only loss trajectories are.

@@ -1,4 +1,4 @@
-"""``tdabench leaderboard``: its arguments and handler (wired into :mod:`tdabench.cli`)."""
+"""``tdabench leaderboard``: tables, a page, plots and exports generated from result files."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import shlex
 import sys
 from pathlib import Path
 
+from tdabench.cli.common import add_data_flags
 from tdabench.context import Context
 from tdabench.errors import TDABenchError
-from tdabench.leaderboard.build import build, check
 from tdabench.leaderboard.samples import TruthSource
+from tdabench.leaderboard.write import build, check
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -24,9 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--no-truth", action="store_true", help="do not load benchmarks; plots show predictions only")
     p.add_argument("--check", action="store_true",
                    help="regenerate in a temporary directory and compare with --out, ignoring the 'Generated on' line; exit 1 if they differ")
-    p.add_argument("--data-dir", metavar="DIR", help="local GPTDynamics copy (default: $TDABENCH_GPTDYNAMICS)")
-    p.add_argument("-p", dest="plugins", action="append", default=[], metavar="MODULE|no:NAME",
-                   help="load MODULE as a plugin, or block the plugin NAME (repeatable)")
+    add_data_flags(p)
+    p.set_defaults(func=cmd_leaderboard)
     return p
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from tdabench.recorder.lm import Encoded
-from tdabench_plugins.grad_per_example import GradientEngine
+from tdabench.lm import Encoded
+from tdabench_plugins.gradients._per_example import GradientEngine
 
 #: Maps a block of left gradients [m, dim] to one or more transformed blocks [m, dim].
 LeftMap = Callable[[torch.Tensor], list[torch.Tensor]]

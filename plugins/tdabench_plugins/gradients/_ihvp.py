@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
-from tdabench.recorder.lm import Encoded, token_losses
-from tdabench_plugins.grad_per_example import GradientEngine
+from tdabench.lm import Encoded, token_losses
+from tdabench_plugins.gradients._per_example import GradientEngine
 
 CURVATURES: tuple[str, ...] = ("gauss-newton", "hessian")
 SOLVERS: tuple[str, ...] = ("cg", "lissa", "fisher")

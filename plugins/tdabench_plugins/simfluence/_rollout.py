@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tdabench.simulator import RunBatches
-from tdabench_plugins.simfluence_design import UNSEEN, count_matrix, id_positions
+from tdabench_plugins.simfluence._design import UNSEEN, count_matrix, id_positions
 
 
 @dataclass(frozen=True, eq=False)

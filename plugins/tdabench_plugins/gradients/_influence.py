@@ -3,10 +3,10 @@
 At checkpoint ``c`` the score of training example ``i`` for test example ``z`` is
 ``S[c, i, z] = g_z^T (H_c + lambda I)^{-1} g_i``, with ``H_c`` the Gauss-Newton matrix or the
 Hessian of the mean recorded loss over a seeded sample of training examples. The simulator
-form is TracIn's with this score: ``B_i = -(eta_t / |c_t|) S`` (see grad_rollout).
+form is TracIn's with this score: ``B_i = -(eta_t / |c_t|) S`` (see _rollout).
 
 The inverse is applied to the test gradients (one solve per test example, shared by every
-training example) by CG with exact products (:func:`~tdabench_plugins.grad_ihvp.multishift_cg`),
+training example) by CG with exact products (:func:`~tdabench_plugins.gradients._ihvp.multishift_cg`),
 LiSSA, or the damped empirical Fisher on projected gradients. Unless ``damping`` is given,
 lambda is ``r * top eigenvalue of H`` with ``r`` chosen from ``damping_grid`` by rollout MSE
 on the validation runs; CG and the Fisher path get every candidate from one solve.
@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from tdabench.recorder.lm import Encoded
+from tdabench.lm import Encoded
 from tdabench.simulator import FitData
-from tdabench_plugins.grad_config import InfluenceConfig
-from tdabench_plugins.grad_ihvp import Curvature, FisherSolver, lissa, multishift_cg, top_eigenvalue
-from tdabench_plugins.grad_model import encode_examples
-from tdabench_plugins.grad_scores import cross_scores, self_scores
-from tdabench_plugins.grad_tracin import GradientSimulator
+from tdabench_plugins.gradients._config import InfluenceConfig
+from tdabench_plugins.gradients._ihvp import Curvature, FisherSolver, lissa, multishift_cg, top_eigenvalue
+from tdabench_plugins.gradients._model import encode_examples
+from tdabench_plugins.gradients._scores import cross_scores, self_scores
+from tdabench_plugins.gradients._tracin import GradientSimulator
 
 #: Training examples defining H for cg and lissa when ``hessian_examples`` is 0.
 DEFAULT_HESSIAN_EXAMPLES = 16

@@ -1,4 +1,4 @@
-"""Simfluence-Linear (Guu et al. 2023, arXiv 2303.08114) and its additive and multiplicative variants.
+"""The Simfluence simulators: Simfluence-Linear (Guu et al. 2023) and its two variants.
 
 One pair of factors (A_iz, B_iz) per training example i and test example z::
 
@@ -21,12 +21,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from tdabench.config import option
-from tdabench.hookspecs import hookimpl
-from tdabench.simulator import Capabilities, FitData, MethodSpec, Query
-from tdabench_plugins.simfluence_design import Design, build_design, id_positions
-from tdabench_plugins.simfluence_rollout import factor_sums, query_transitions, rollout, rollout_mse
-from tdabench_plugins.simfluence_solve import solve_cg, solve_direct
+from tdabench.config import option, validate_options
+from tdabench.helpers import widened_range
+from tdabench.simulator import FitData, Query
+from tdabench_plugins.simfluence._design import Design, build_design, id_positions
+from tdabench_plugins.simfluence._rollout import factor_sums, query_transitions, rollout, rollout_mse
+from tdabench_plugins.simfluence._solve import solve_cg, solve_direct
 
 PRIORS = ("neutral", "zero")
 UNSEEN_RULES = ("neutral", "mean")
@@ -46,6 +46,7 @@ class SimfluenceConfig:
         DEFAULT_LAMBDAS,
         "ridge strengths tried, relative to the data (1 = the prior weighs as much as a typical "
         "training example's observations); the one with the lowest validation rollout MSE is kept",
+        gt=0, nonempty=True,
     )
     prior: str = option(
         "neutral",
@@ -66,24 +67,12 @@ class SimfluenceConfig:
         f"{AUTO_DIRECT_MAX_PARAMS} parameters)",
         choices=SOLVERS,
     )
-    cg_tol: float = option(1e-8, "cg: stop when every test example's relative residual is below this")
-    cg_max_iter: int = option(2000, "cg: iteration limit per lambda")
+    cg_tol: float = option(1e-8, "cg: stop when every test example's relative residual is below this", gt=0)
+    cg_max_iter: int = option(2000, "cg: iteration limit per lambda", ge=1)
     clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side")
 
     def __post_init__(self) -> None:
-        lams = tuple(self.lambdas)
-        if not lams or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in lams):
-            raise ValueError(f"option 'lambdas' must be one or more finite values > 0, got {self.lambdas!r}")
-        if self.prior not in PRIORS:
-            raise ValueError(f"option 'prior' must be one of {', '.join(PRIORS)}, got {self.prior!r}")
-        if self.unseen not in UNSEEN_RULES:
-            raise ValueError(f"option 'unseen' must be one of {', '.join(UNSEEN_RULES)}, got {self.unseen!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"option 'solver' must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
-        if not (math.isfinite(self.cg_tol) and self.cg_tol > 0):
-            raise ValueError(f"option 'cg_tol' must be a finite value > 0, got {self.cg_tol!r}")
-        if self.cg_max_iter < 1:
-            raise ValueError(f"option 'cg_max_iter' must be an integer >= 1, got {self.cg_max_iter!r}")
+        validate_options(self)
 
 
 class SimfluenceBase:
@@ -247,41 +236,4 @@ class SimfluenceMultiplicative(SimfluenceBase):
 
 def _bounds(data: FitData) -> tuple[float, float] | None:
     """The range of every fitted value (fit and validation runs), widened by its span each side."""
-    vals = np.concatenate([data.values.ravel(), data.validation_values.ravel()])
-    vals = vals[np.isfinite(vals)]
-    if not len(vals):
-        return None
-    lo, hi = float(vals.min()), float(vals.max())
-    span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    return lo - span, hi + span
-
-
-_CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True)
-
-
-@hookimpl
-def tdabench_methods() -> list[MethodSpec]:
-    """The three Simfluence variants."""
-    return [
-        MethodSpec(
-            name="simfluence-linear",
-            factory=SimfluenceLinear,
-            config_cls=SimfluenceConfig,
-            capabilities=_CAPS,
-            summary="Simfluence-Linear: y_t = (sum A) y_{t-1} + sum B, ridge-fitted per pair",
-        ),
-        MethodSpec(
-            name="simfluence-additive",
-            factory=SimfluenceAdditive,
-            config_cls=SimfluenceConfig,
-            capabilities=_CAPS,
-            summary="Simfluence additive: y_t = y_{t-1} + sum B",
-        ),
-        MethodSpec(
-            name="simfluence-multiplicative",
-            factory=SimfluenceMultiplicative,
-            config_cls=SimfluenceConfig,
-            capabilities=_CAPS,
-            summary="Simfluence multiplicative: y_t = (sum A) y_{t-1}",
-        ),
-    ]
+    return widened_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()]))

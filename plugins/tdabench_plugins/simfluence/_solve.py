@@ -18,13 +18,14 @@ Two solvers give the same answer:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
 
-from tdabench_plugins.simfluence_design import Design, pair_matrix
+from tdabench.helpers import torch_threads
+from tdabench_plugins.simfluence._design import Design, pair_matrix
 
 #: Memory allowed for one chunk of dense Gram matrices (and their factorization).
 DIRECT_CHUNK_BYTES = 256 * 2**20
@@ -46,23 +47,11 @@ def prior_values(design: Design, neutral: bool) -> np.ndarray:
     return np.array([1.0 / design.batch_size if (j == "A" and neutral) else 0.0 for j in design.blocks])
 
 
-@contextmanager
-def _one_cpu_thread(device: str) -> Iterator[None]:
-    """Run batched CPU factorizations single-threaded.
-
-    torch factors a batch one matrix at a time and lets MKL thread each small factorization;
-    on a busy machine that is several times slower than one thread (measured: 1.6 s against
-    0.2 s for 128 Cholesky factorizations of 400 x 400).
-    """
-    if not str(device).startswith("cpu"):
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+def _one_cpu_thread(device: str) -> AbstractContextManager[None]:
+    """Batched CPU factorizations single-threaded: torch factors a batch one matrix at a time and
+    lets MKL thread each small factorization, which on a busy machine was several times slower
+    than one thread (1.6 s against 0.2 s for 128 Cholesky factorizations of 400 x 400)."""
+    return torch_threads(1) if str(device).startswith("cpu") else nullcontext()
 
 
 def _spd_solve(H: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

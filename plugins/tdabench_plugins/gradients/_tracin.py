@@ -5,7 +5,7 @@
 (orientation train x test; positive means training on ``i`` lowers the loss of ``z``). It
 keeps the model and that table; ``simulate`` computes the rows and columns a query adds
 (unseen training or test examples: gradients exist for any text) and rolls the additive
-model of :mod:`tdabench_plugins.grad_rollout` out. Subclasses say which checkpoints they use
+model of :mod:`tdabench_plugins.gradients._rollout` out. Subclasses say which checkpoints they use
 and how a table is computed (TracIn: ``<g_i, g_z>``).
 """
 
@@ -19,15 +19,15 @@ import numpy as np
 import torch
 
 from tdabench.data import ExampleSet
-from tdabench.recorder.lm import Encoded
+from tdabench.lm import Encoded
 from tdabench.simulator import FitData, Query, RunBatches, config_dict
-from tdabench_plugins.grad_cache import TableCache, examples_digest, table_cache
-from tdabench_plugins.grad_config import GradientConfig
-from tdabench_plugins.grad_model import ModelHandle, encode_examples, lr_at, open_model, select_steps, step_checkpoint_index
-from tdabench_plugins.grad_per_example import GradientEngine, selected_names
-from tdabench_plugins.grad_project import Projector
-from tdabench_plugins.grad_rollout import filled_lr, least_squares_scale, mse_after_initial, rollout, step_deltas
-from tdabench_plugins.grad_scores import cross_scores, self_scores
+from tdabench_plugins.gradients._cache import TableCache, examples_digest, table_cache
+from tdabench_plugins.gradients._config import GradientConfig
+from tdabench_plugins.gradients._model import ModelHandle, encode_examples, lr_at, open_model, select_steps, step_checkpoint_index
+from tdabench_plugins.gradients._per_example import GradientEngine, selected_names
+from tdabench_plugins.gradients._project import Projector
+from tdabench_plugins.gradients._rollout import filled_lr, least_squares_scale, mse_after_initial, rollout, step_deltas
+from tdabench_plugins.gradients._scores import cross_scores, self_scores
 
 
 class GradientSimulator:
@@ -129,7 +129,7 @@ class GradientSimulator:
 
     def _tables(self, train: ExampleSet, test: ExampleSet, *, variants: bool) -> np.ndarray:
         """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``);
-        each checkpoint's table comes from the cache (grad_cache) when it was computed before."""
+        each checkpoint's table comes from the cache (_cache) when it was computed before."""
         options = {k: v for k, v in config_dict(self.config).items() if k != "calibrate"}  # calibration acts after the table
         parts = {"kind": self.table_kind, "options": options, "seed": self.seed_, "device": self.handle_.device.type,
                  "loss_type": self.handle_.loss_type, "train": examples_digest(train), "test": examples_digest(test), "variants": variants}

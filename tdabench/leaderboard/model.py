@@ -1,31 +1,24 @@
-"""Assemble a leaderboard from result files, write it, and check a written one.
+"""The leaderboard's model: everything the renderers show, assembled from a collection of results.
 
-Everything printed comes from the result files (and, for plots, the benchmarks' true
-trajectories). Output is deterministic: the only line that changes between two
-regenerations from the same results is the one that starts "Generated on" (the date, and
-the generating machine and tdabench revision).
+Imports run one way: this model (with the tables of :mod:`~tdabench.leaderboard.aggregate`)
+-> the renderers (markdown, html, plots, exports) -> :mod:`~tdabench.leaderboard.write`.
 """
 
 from __future__ import annotations
 
 import platform
-import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tdabench import __version__
-from tdabench.formats.jsonl import atomic_write_text
 from tdabench.leaderboard.aggregate import RANK_METRIC, MeanRank, Table, build_tables, mean_ranks
-from tdabench.leaderboard.collect import Collection, collect, model_size
+from tdabench.leaderboard.collect import Collection, model_size
 from tdabench.leaderboard.published import Ordering, orderings
 from tdabench.leaderboard.samples import Samples, TruthSource, sample_trajectories
 from tdabench.results import _cpu_count, git_revision
 
-#: Matches the one line per output file that may differ between regenerations.
-VOLATILE = re.compile(r"[Gg]enerated[ _]on")
 ALL = "all"
 
 
@@ -158,38 +151,3 @@ def assemble(coll: Collection, truth: TruthSource, command: str, now: datetime |
     sizes, notes = _sizes(tables, model_sizes)
     return Leaderboard(coll, tuple(tables), groups, ranks, tuple(orderings(by_setting)), samples, sizes, notes,
                        _provenance(coll, command, now), model_sizes, metrics)
-
-
-def build(results: Sequence[Path], out: Path, truth: TruthSource, command: str) -> tuple[Leaderboard, list[Path]]:
-    """Read ``results``, write the leaderboard files under ``out``; return it and the paths."""
-    from tdabench.leaderboard.write import write_all
-
-    lb = assemble(collect(results), truth, command)
-    return lb, write_all(lb, Path(out))
-
-
-def stable_lines(text: str) -> list[str]:
-    """The lines of an output file that must not change between regenerations."""
-    return [line for line in text.splitlines() if not VOLATILE.search(line)]
-
-
-def check(results: Sequence[Path], out: Path, truth: TruthSource, command: str) -> list[str]:
-    """Regenerate into a temporary directory; the files of ``out`` that differ (apart from the date)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        _, paths = build(results, Path(tmp), truth, command)
-        diffs = []
-        for p in paths:
-            rel = p.relative_to(tmp)
-            old = Path(out) / rel
-            if not old.is_file():
-                diffs.append(f"{old}: missing")
-            elif stable_lines(old.read_text(encoding="utf-8")) != stable_lines(p.read_text(encoding="utf-8")):
-                diffs.append(f"{old}: differs")
-        return diffs
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write one output file atomically (parents created), readable by all like any checkout file."""
-    atomic_write_text(path, text)
-    path.chmod(0o644)
-    return path

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tdabench_plugins.gptfluence_nets import ConstantFactors, FactorNet
+from tdabench_plugins.gptfluence._nets import ConstantFactors, FactorNet
 
 
 @dataclass(frozen=True)

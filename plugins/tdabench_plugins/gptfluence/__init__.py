@@ -1,0 +1,31 @@
+"""GPTfluence (Chai et al., EMNLP 2024, arXiv 2404.07840): the featurized training-run simulator.
+
+A plugin package (entry point ``gptfluence``): the hook implementation lives here, the method in
+private modules: ``_model`` (config, simulator, factors), ``_encoder`` (frozen encoder and
+embedding cache), ``_nets`` (``dot`` and ``concat`` factor networks), ``_train`` (teacher-forced
+training, interval, early stopping and rollout). Equations, options and conventions:
+docs/methods.md, section "GPTfluence".
+"""
+
+from __future__ import annotations
+
+from tdabench.helpers import torch_threads
+from tdabench.hookspecs import hookimpl
+from tdabench.simulator import Capabilities, MethodSpec
+from tdabench_plugins.gptfluence._model import GPTfluence, GPTfluenceConfig, PairFactors
+
+__all__ = ["GPTfluence", "GPTfluenceConfig", "PairFactors", "tdabench_methods", "torch_threads"]
+
+
+@hookimpl
+def tdabench_methods() -> list[MethodSpec]:
+    """GPTfluence."""
+    return [
+        MethodSpec(
+            name="gptfluence",
+            factory=GPTfluence,
+            config_cls=GPTfluenceConfig,
+            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True),
+            summary="GPTfluence: featurized simulator, factors from frozen text-encoder features (Chai et al. 2024)",
+        )
+    ]

@@ -1,0 +1,51 @@
+"""Simfluence-Linear (Guu et al. 2023, arXiv 2303.08114) and its additive and multiplicative variants.
+
+A plugin package (entry point ``simfluence``): the hook implementation lives here, the method
+in private modules: ``_model`` (config and simulators), ``_design`` (the teacher-forced
+regression), ``_solve`` (batched ridge solves), ``_rollout`` (batched rollouts). Equations,
+options and conventions: docs/methods.md, section "Simfluence-Linear".
+"""
+
+from __future__ import annotations
+
+from tdabench.hookspecs import hookimpl
+from tdabench.simulator import Capabilities, MethodSpec
+from tdabench_plugins.simfluence._model import (
+    SimfluenceAdditive,
+    SimfluenceBase,
+    SimfluenceConfig,
+    SimfluenceLinear,
+    SimfluenceMultiplicative,
+)
+
+__all__ = ["SimfluenceAdditive", "SimfluenceBase", "SimfluenceConfig", "SimfluenceLinear", "SimfluenceMultiplicative", "tdabench_methods"]
+
+_CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True)
+
+
+@hookimpl
+def tdabench_methods() -> list[MethodSpec]:
+    """The three Simfluence variants."""
+    return [
+        MethodSpec(
+            name="simfluence-linear",
+            factory=SimfluenceLinear,
+            config_cls=SimfluenceConfig,
+            capabilities=_CAPS,
+            summary="Simfluence-Linear: y_t = (sum A) y_{t-1} + sum B, ridge-fitted per pair",
+        ),
+        MethodSpec(
+            name="simfluence-additive",
+            factory=SimfluenceAdditive,
+            config_cls=SimfluenceConfig,
+            capabilities=_CAPS,
+            summary="Simfluence additive: y_t = y_{t-1} + sum B",
+        ),
+        MethodSpec(
+            name="simfluence-multiplicative",
+            factory=SimfluenceMultiplicative,
+            config_cls=SimfluenceConfig,
+            capabilities=_CAPS,
+            summary="Simfluence multiplicative: y_t = (sum A) y_{t-1}",
+        ),
+    ]

@@ -1,0 +1,49 @@
+"""``tdabench list``: methods, benchmarks, scores, trajectories, splits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tdabench.cli.common import add_data_flags, context_from
+from tdabench.config import describe_options
+from tdabench.data import SPLITS
+from tdabench.metrics import describe_metrics
+
+WHAT = ("methods", "benchmarks", "scores", "metrics", "trajectories", "splits")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add ``list`` to the subcommands."""
+    lst = sub.add_parser("list", help="list methods, benchmarks, scores, trajectories or splits")
+    add_data_flags(lst)
+    lst.add_argument("what", nargs="?", default="methods", choices=WHAT, help="what to list ('metrics' is an alias of 'scores')")
+    lst.add_argument("-v", "--verbose", action="store_true", help="show each method's options")
+    lst.set_defaults(func=cmd_list)
+    return lst
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``tdabench list``."""
+    ctx = context_from(args)
+    if args.what == "methods":
+        for name, spec in sorted(ctx.registry.methods().items()):
+            caps = spec.capabilities
+            flags = ",".join(k for k, v in caps.__dict__.items() if v) or "-"
+            print(f"{name:28s} {spec.summary}  [{flags}]  from {spec.origin}")
+            if args.verbose:
+                for opt, typ, default, help_text in describe_options(spec.config_cls):
+                    print(f"    {opt} ({typ}, default {default!r}): {help_text}")
+    elif args.what == "benchmarks":
+        for bid, ref in sorted(ctx.registry.benchmarks(ctx).items()):
+            mark = " (default)" if ref.default else ""
+            print(f"{bid:40s} {ref.description}{mark}  from {ref.origin}")
+    elif args.what in ("scores", "metrics"):
+        for name, text in describe_metrics().items():
+            print(f"{name:16s} {text}")
+    else:
+        for name in SPLITS:
+            print(name)
+    for f in ctx.registry.failures:
+        print(f"(plugin {f.plugin} from {f.distribution} was skipped: {f.error})", file=sys.stderr)
+    return 0
