@@ -26,6 +26,7 @@ from tdabench.errors import DataError
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import BenchmarkRef
+from tdabench.tempfiles import sweep
 
 if TYPE_CHECKING:
     from tdabench.context import Context
@@ -82,7 +83,8 @@ def extract(entry: dict[str, object], cache_dir: Path) -> Path:
     if sha256_file(archive) != sha:
         raise DataError(archive, f"sha256 does not match the index ({sha[:16]}...); the file is damaged")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    sweep(dest.parent)  # what an extraction killed earlier left behind
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}."))
     try:
         with tarfile.open(archive, "r:xz") as tar:
             tar.extractall(tmp, filter="data")

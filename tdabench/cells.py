@@ -1,27 +1,32 @@
-"""One unit of work: a method on one benchmark and trajectory metric, fitted once, then
-simulated and scored on each split.
+"""The runner's side of a unit (a method on one benchmark and trajectory): plan, dispatch, score.
 
-Units are independent and picklable, so any executor (in-process, local processes, Ray) can
-run them; each writes its cells' result files atomically as soon as they are known.
+A unit's cells are its splits. :func:`plan_unit` reuses cells whose stored result has the
+same key, writes the n/a ones, locks the rest, builds the fit data and queries of the fits
+they need (:mod:`tdabench.views`) and keeps their truth here. The method side runs elsewhere
+(:func:`tdabench.worker.run_method`, in a worker process); :func:`finish_unit` validates and
+scores what comes back and writes each cell atomically.
 """
 
 from __future__ import annotations
 
-import json
-import traceback
-from dataclasses import dataclass
+import dataclasses
+import fcntl
+import hashlib
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tdabench.data import Benchmark
-from tdabench.metrics import score
-from tdabench.measure import Measure
-from tdabench.results import CellResult, cell_key, provenance, read_result, result_path, write_result
 from tdabench.errors import TDABenchError
+from tdabench.helpers import MeanChange
+from tdabench.results import CellResult, cell_key, predictions_readable, provenance, read_result, result_path, write_result
+from tdabench.scores import OverflowingPrediction, headroom, score_groups
 from tdabench.simulator import MethodSpec, config_dict
-from tdabench.views import fit_data, not_applicable, split_view
+from tdabench.views import SPLIT_FIT, fit_data, group_rows, not_applicable, split_view
+from tdabench.worker import Fitted, FitTask, MethodJob
 
 
 @dataclass(frozen=True)
@@ -35,127 +40,153 @@ class MethodChoice:
 
 @dataclass(frozen=True)
 class Unit:
-    """A method on one benchmark and metric, with the settings its cells need."""
+    """A method on one benchmark and trajectory, with the settings its cells need."""
 
     choice: MethodChoice
     benchmark: str
-    metric: str
+    trajectory: str
     splits: tuple[str, ...]
     out: Path
     force: bool
     seed: int
     cache_dir: str
     device: str
+    command: str = ""
 
     @property
     def label(self) -> str:
         """Short name for progress and error reports."""
-        return f"{self.choice.display} on {self.benchmark} ({self.metric})"
+        return f"{self.choice.display} on {self.benchmark} ({self.trajectory})"
 
 
-def lost_cells(unit: Unit, bench: Benchmark, why: str) -> list[CellResult]:
-    """Failed cells (not written, so a rerun retries them) for a unit whose worker died."""
-    return [
-        CellResult(
-            status="failed", method=unit.choice.display, method_name=unit.choice.spec.name, config={},
-            origin=unit.choice.spec.origin, benchmark=bench.id, data_hash=bench.content_hash,
-            metric=unit.metric, split=split, seed=unit.seed, key="", error=why,
-        )
-        for split in unit.splits
-    ]
+class CellLock:
+    """An exclusive lock on a cell (``out/.locks/<key>.lock``): two runs on one ``--out`` never
+    compute the same cell twice; the second waits, then reuses what the first wrote."""
+
+    def __init__(self, out: Path, path: Path) -> None:
+        name = hashlib.sha256(str(path.relative_to(out)).encode()).hexdigest()[:24]
+        (out / ".locks").mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(out / ".locks" / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        """Let the next run have the cell."""
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
 
 
-def run_unit(unit: Unit, bench: Benchmark) -> list[CellResult]:
-    """The cells of one unit: one fit, one simulate per split; failures become failed cells."""
-    choice, metric = unit.choice, unit.metric
-    config = config_dict(choice.config)
-    base = dict(
-        method=choice.display,
-        method_name=choice.spec.name,
-        config=config,
-        origin=choice.spec.origin,
-        benchmark=bench.id,
-        data_hash=bench.content_hash,
-        metric=metric,
-        seed=unit.seed,
-    )
-    todo: dict[str, CellResult] = {}
+@dataclass
+class UnitState:
+    """What the runner keeps of a dispatched unit: its pending cells and their truth."""
+
+    unit: Unit
+    bench: Benchmark
+    todo: dict[str, CellResult]
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
+    reference: dict[str, np.ndarray] = field(default_factory=dict)
+    queries: dict[str, Any] = field(default_factory=dict)
+    locks: list[CellLock] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Release every cell lock."""
+        for lock in self.locks:
+            lock.release()
+        self.locks.clear()
+
+
+@dataclass
+class Planned:
+    """The outcome of planning a unit: cells already final, and the job for the rest."""
+
+    done: list[CellResult]
+    state: UnitState | None
+    job: MethodJob | None
+    replaced: list[str]
+
+
+def stub(unit: Unit, bench: Benchmark, split: str) -> CellResult:
+    """The cell's identity (key, method, data) before it has an outcome."""
+    spec = unit.choice.spec
+    config = config_dict(unit.choice.config)
+    fit = SPLIT_FIT[split]
+    key = cell_key(method_name=spec.name, method_version=spec.version, distribution=spec.distribution, config=config,
+                   benchmark=bench.id, data_hash=bench.content_hash, trajectory=unit.trajectory, split=split, seed=unit.seed, fit=fit)
+    return CellResult(status="ok", method=unit.choice.display, method_name=spec.name, config=config, origin=spec.origin,
+                      benchmark=bench.id, data_hash=bench.content_hash, trajectory=unit.trajectory, split=split, seed=unit.seed,
+                      key=key, method_version=spec.version, distribution=spec.distribution, fit=fit)
+
+
+def _reusable(unit: Unit, cell: CellResult, replaced: list[str]) -> CellResult | None:
+    """The stored result of this cell if it has the same key, did not fail, and is whole.
+
+    An unreadable result (JSON or predictions) is recomputed, and its file named in ``replaced``.
+    """
+    if unit.force:
+        return None
+    path = result_path(unit.out, cell.benchmark, cell.trajectory, cell.split, cell.method, cell.seed)
+    if not path.is_file():
+        return None
+    try:
+        old = read_result(path)
+    except TDABenchError:
+        replaced.append(str(path))
+        return None
+    if old.key != cell.key or old.status == "failed":
+        return None
+    if old.status == "ok" and not (old.predictions and predictions_readable(path.parent / old.predictions)):
+        replaced.append(str(path.with_suffix(".npz")))
+        return None
+    return old
+
+
+def _finish(unit: Unit, cell: CellResult, pred: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> CellResult:
+    return write_result(unit.out, dataclasses.replace(cell, provenance=provenance(unit.seed, unit.command)), pred, extra)
+
+
+def plan_unit(unit: Unit, bench: Benchmark) -> Planned:
+    """Reuse, write n/a cells, lock the rest and build the job that computes them."""
+    caps = unit.choice.spec.capabilities
     done: list[CellResult] = []
+    replaced: list[str] = []
+    todo: dict[str, CellResult] = {}
+    locks: list[CellLock] = []
     for split in unit.splits:
-        key = cell_key(choice.spec.name, config, bench.id, bench.content_hash, metric, split, unit.seed)
-        cell = CellResult(status="ok", split=split, key=key, **base)  # type: ignore[arg-type]
-        existing = _reusable(unit.out, cell, unit.force)
-        if existing is not None:
-            done.append(existing)
-            continue
-        reason = (
-            f"the benchmark records no {metric!r} trajectories" if metric not in bench.metrics
-            else not_applicable(bench, split, metric, choice.spec.capabilities)
-        )
-        if reason:
-            cell.status, cell.reason = "n/a", reason
-            done.append(_finish(unit.out, cell, None))
-        else:
+        cell = stub(unit, bench, split)
+        reason = not_applicable(bench, split, unit.trajectory, caps)
+        if reason is None:
+            path = result_path(unit.out, cell.benchmark, cell.trajectory, cell.split, cell.method, cell.seed)
+            lock = CellLock(unit.out, path)  # waits while another run computes this cell
+            existing = _reusable(unit, cell, replaced)
+            if existing is not None:
+                lock.release()
+                done.append(existing)
+                continue
+            locks.append(lock)
             todo[split] = cell
+            continue
+        existing = _reusable(unit, cell, replaced)
+        done.append(existing if existing is not None and existing.status == "n/a" else _finish(unit, dataclasses.replace(cell, status="n/a", reason=reason)))
     if not todo:
-        return done
-    caps = choice.spec.capabilities
-    try:
-        with Measure() as fit_m:
-            sim = choice.spec.create(choice.config)
-            data = fit_data(
-                bench, metric, seed=unit.seed, with_model=caps.needs_checkpoints,
-                cache_dir=unit.cache_dir, device=unit.device,
-            )
-            fitted = sim.fit(data)
-            if fitted is not sim:
-                raise TypeError("fit() must return the simulator itself (self)")
-    except Exception as exc:  # a method's failure must not stop the run
-        for cell in todo.values():
-            cell.status, cell.error = "failed", _describe(exc, "fit")
-            done.append(_finish(unit.out, cell, None))
-        return done
-    info = _fit_info(sim)
-    for split, cell in todo.items():
-        cell.fit_s = round(fit_m.seconds, 4)
-        cell.fit_info = info
-        view = split_view(bench, split, metric, seed=unit.seed)
-        try:
-            with Measure() as sim_m:
-                pred = sim.simulate(view.query)
-            pred = _validated(pred, view.query.shape, view.query.initial)
-            cell.metrics = score(pred, view.truth)
-            cell.simulate_s = round(sim_m.seconds, 4)
-            cell.peak_mem_mb = round(max(fit_m.peak_mb, sim_m.peak_mb), 1)
-            cell.n_runs, cell.n_test = view.truth.shape[:2]
-            extra = {"runs": np.array(view.query.runs.names), "test_ids": view.query.test.ids, "steps": view.query.runs.steps}
-            done.append(_finish(unit.out, cell, pred, extra))
-        except Exception as exc:
-            cell.status, cell.error = "failed", _describe(exc, "simulate")
-            done.append(_finish(unit.out, cell, None))
-    return done
+        return Planned(done, None, None, replaced)
+    state = UnitState(unit, bench, todo, locks=locks)
+    tasks = []
+    for fit in dict.fromkeys(SPLIT_FIT[s] for s in todo):
+        data = fit_data(bench, unit.trajectory, fit=fit, seed=unit.seed, with_model=caps.needs_checkpoints,
+                        cache_dir=unit.cache_dir, device=unit.device)
+        mean = MeanChange.fit(data)
+        queries = {}
+        for split in (s for s in todo if SPLIT_FIT[s] == fit):
+            view = split_view(bench, split, unit.trajectory, seed=unit.seed)
+            queries[split] = view.query
+            state.truth[split], state.queries[split] = view.truth, view.query
+            state.reference[split] = mean.predict(view.query)
+        tasks.append(FitTask(fit, data, queries))
+    return Planned(done, state, MethodJob(unit.choice.spec, unit.choice.config, tuple(tasks)), replaced)
 
 
-def _fit_info(sim: object) -> dict[str, Any]:
-    """The simulator's optional ``fit_info()``, made JSON-safe; never fails the cell."""
-    getter = getattr(sim, "fit_info", None)
-    if getter is None:
-        return {}
-    try:
-        return json.loads(json.dumps(getter(), default=_jsonable))
-    except Exception as exc:  # reporting must not turn a good fit into a failure
-        return {"fit_info_error": f"{type(exc).__name__}: {exc}"}
-
-
-def _jsonable(x: object) -> object:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
-def _validated(pred: object, shape: tuple[int, int, int], initial: np.ndarray) -> np.ndarray:
+def validated(pred: object, shape: tuple[int, int, int], initial: np.ndarray) -> np.ndarray:
     """A simulator's output, checked: right shape, finite, starting at the initial value."""
     arr = np.asarray(pred, dtype=np.float64)
     if arr.shape != shape:
@@ -168,29 +199,41 @@ def _validated(pred: object, shape: tuple[int, int, int], initial: np.ndarray) -
     return arr
 
 
-def _describe(exc: BaseException, phase: str) -> str:
-    """One line: phase, exception and where it was raised."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-    msg = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{phase}: {type(exc).__name__}: {msg}{where}"
+def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
+    """Score the predictions of one fit that came back and write its pending cells."""
+    unit, bench = state.unit, state.bench
+    cells = []
+    for split in [s for s in state.todo if SPLIT_FIT[s] == fitted.fit]:
+        cell = state.todo.pop(split)
+        base = dataclasses.replace(cell, fit_s=round(fitted.seconds, 4), fit_info=fitted.info)
+        sim = fitted.simulated.get(split)
+        problem = fitted.error or (sim.error if sim is not None else "simulate: no prediction came back")
+        if problem is not None or sim is None:
+            cells.append(_finish(unit, dataclasses.replace(base, status="failed", error=problem)))
+            continue
+        q, truth, ref = state.queries[split], state.truth[split], state.reference[split]
+        try:
+            pred = validated(sim.prediction, q.shape, q.initial)
+            names, rows = group_rows(bench, q.test.ids)
+            scores, by_group = score_groups(pred, truth, ref, rows, group_names=names)
+        except (ValueError, OverflowingPrediction) as exc:
+            cells.append(_finish(unit, dataclasses.replace(base, status="failed", error=f"simulate: {exc}")))
+            continue
+        done = dataclasses.replace(
+            base, scores=scores, group_scores=by_group, reference=headroom(truth, ref), simulate_s=round(sim.seconds, 4),
+            peak_mem_mb=round(max(fitted.peak_mb, sim.peak_mb), 1), n_runs=int(truth.shape[0]), n_test=int(truth.shape[1]),
+        )
+        extra = {"runs": np.array(q.runs.names), "test_ids": q.test.ids, "steps": q.runs.steps}
+        cells.append(_finish(unit, done, pred, extra))
+    return cells
 
 
-def _reusable(out: Path, cell: CellResult, force: bool) -> CellResult | None:
-    """The stored result of this cell if it has the same key and did not fail."""
-    if force:
-        return None
-    path = result_path(out, cell.benchmark, cell.metric, cell.split, cell.method)
-    if not path.is_file():
-        return None
+def finish_unit(state: UnitState, error: str | None) -> list[CellResult]:
+    """The end of a unit's job: cells still pending fail with ``error`` (its worker was lost,
+    timed out, or returned no result for them); every lock is released."""
     try:
-        old = read_result(path)
-    except TDABenchError:
-        return None  # unreadable or old schema: recompute and overwrite
-    return old if old.key == cell.key and old.status != "failed" else None
-
-
-def _finish(out: Path, cell: CellResult, pred: np.ndarray | None, extra: dict[str, np.ndarray] | None = None) -> CellResult:
-    cell.provenance = provenance(cell.seed)
-    write_result(out, cell, pred, extra)
-    return cell
+        return [_finish(state.unit, dataclasses.replace(cell, status="failed", error=error or "the worker returned no result for this fit"))
+                for cell in state.todo.values()]
+    finally:
+        state.todo.clear()
+        state.release()

@@ -25,6 +25,14 @@ from tdabench.errors import TDABenchError
 
 #: The splits every benchmark defines (see docs/benchmarks.md).
 SPLITS: tuple[str, ...] = ("seen", "unseen-train", "unseen-test", "unseen-both")
+#: The trajectories GPTDynamics records (a benchmark may record others): name -> what it is.
+TRAJECTORIES: dict[str, str] = {
+    "loss": "the per-example loss after every step (nats; masked as the benchmark's loss type)",
+    "bleu": "sentence BLEU of the generated answer (0-100)",
+    "rougeL": "ROUGE-L F1 of the generated answer (0-1)",
+    "rouge1": "ROUGE-1 F1 of the generated answer (0-1)",
+    "rouge2": "ROUGE-2 F1 of the generated answer (0-1)",
+}
 
 
 @dataclass(frozen=True, eq=False)

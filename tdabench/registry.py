@@ -121,8 +121,9 @@ class Registry:
                         raise PluginError(f"plugin {plugin!r}: tdabench_methods must return MethodSpec objects, got {type(spec).__name__}")
                     if spec.name in found:
                         raise PluginError(f"method {spec.name!r} is registered twice: by {found[spec.name].origin!r} and by {plugin!r}")
-                    origin = plugin + (f" ({self.origins[plugin]})" if self.origins.get(plugin) else "")
-                    found[spec.name] = dataclasses.replace(spec, origin=origin)
+                    dist = self.origins.get(plugin, "")
+                    origin = plugin + (f" ({dist})" if dist else "")
+                    found[spec.name] = dataclasses.replace(spec, origin=origin, distribution=dist)
             self._methods = found
         return self._methods
 

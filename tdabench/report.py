@@ -9,23 +9,23 @@ from typing import Any
 from tabulate import tabulate
 
 from tdabench.data import SPLITS
-from tdabench.metrics import METRIC_NAMES
 from tdabench.results import SCHEMA_VERSION, CellResult
+from tdabench.scores import SCORE_NAMES, SCORES
 
-JSON_SCHEMA = "tdabench.run/1"
-TABLE_METRICS = ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")
+JSON_SCHEMA = "tdabench.run/2"
+TABLE_SCORES = ("mse_all_steps", "skill_mse", "lds_final", "spearman_final", "spearman_steps")
 
 
 def generalization_gaps(results: Sequence[CellResult]) -> dict[tuple[str, str, str, str], dict[str, float]]:
-    """(benchmark, metric, method, split) -> {metric: unseen mean - seen mean}, for unseen splits."""
-    seen = {(r.benchmark, r.metric, r.method): r for r in results if r.split == "seen" and r.status == "ok"}
+    """(benchmark, trajectory, method, split) -> {score: unseen mean - seen mean}, for unseen splits."""
+    seen = {(r.benchmark, r.trajectory, r.method): r for r in results if r.split == "seen" and r.status == "ok"}
     gaps: dict[tuple[str, str, str, str], dict[str, float]] = {}
     for r in results:
-        base = seen.get((r.benchmark, r.metric, r.method))
+        base = seen.get((r.benchmark, r.trajectory, r.method))
         if r.split == "seen" or r.status != "ok" or base is None:
             continue
-        gaps[(r.benchmark, r.metric, r.method, r.split)] = {
-            m: r.metrics[m].mean - base.metrics[m].mean for m in METRIC_NAMES if m in r.metrics and m in base.metrics
+        gaps[(r.benchmark, r.trajectory, r.method, r.split)] = {
+            m: r.scores[m].mean - base.scores[m].mean for m in SCORE_NAMES if m in r.scores and m in base.scores
         }
     return gaps
 
@@ -37,29 +37,30 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 
 
 def results_table(results: Sequence[CellResult]) -> str:
-    """A plain-text table, one row per cell, grouped by benchmark, metric and split."""
+    """A plain-text table, one row per cell, grouped by benchmark, trajectory and split."""
     gaps = generalization_gaps(results)
     rows = []
-    for r in sorted(results, key=lambda r: (r.benchmark, r.metric, SPLITS.index(r.split), _sort_key(r), r.method)):
+    for r in sorted(results, key=lambda r: (r.benchmark, r.trajectory, SPLITS.index(r.split), _sort_key(r), r.method)):
         if r.status == "ok":
-            cells = [f"{_fmt(r.metrics[m].mean)} ± {_fmt(r.metrics[m].std, 2)}" for m in TABLE_METRICS]
-            gap = gaps.get((r.benchmark, r.metric, r.method, r.split), {}).get("mse_all_steps")
+            cells = [f"{_fmt(r.scores[m].mean)} ± {_fmt(r.scores[m].std, 2)}" if m in r.scores else "n/a" for m in TABLE_SCORES]
+            gap = gaps.get((r.benchmark, r.trajectory, r.method, r.split), {}).get("mse_all_steps")
             note = f"gap {_fmt(gap, 3)}" if gap is not None else ""
             timing = f"{_fmt(r.fit_s, 3)}s / {_fmt(r.simulate_s, 3)}s"
         else:
-            cells = ["n/a"] * len(TABLE_METRICS)
+            cells = ["n/a"] * len(TABLE_SCORES)
             note = (r.reason if r.status == "n/a" else r.error) or ""
             timing = ""
-        rows.append([r.benchmark, r.metric, r.split, r.method, r.status, *cells, timing, note])
-    headers = ["benchmark", "metric", "split", "method", "status", *TABLE_METRICS, "fit / sim", "note"]
+        rows.append([r.benchmark, r.trajectory, r.split, r.method, r.status, *cells, timing, note])
+    headers = ["benchmark", "trajectory", "split", "method", "status", *TABLE_SCORES, "fit / sim", "note"]
     return tabulate(rows, headers=headers, tablefmt="simple")
 
 
 def _sort_key(r: CellResult) -> float:
-    if r.status != "ok":
+    """Best skill first (the mean trajectory is 0), then unscored rows."""
+    if r.status != "ok" or "skill_mse" not in r.scores:
         return math.inf
-    v = r.metrics["mse_all_steps"].mean
-    return v if math.isfinite(v) else math.inf
+    v = r.scores["skill_mse"].mean
+    return -v if math.isfinite(v) else math.inf
 
 
 def results_document(results: Sequence[CellResult]) -> dict[str, Any]:
@@ -68,6 +69,12 @@ def results_document(results: Sequence[CellResult]) -> dict[str, Any]:
     out = []
     for r in results:
         d = r.to_dict()
-        d["generalization_gap"] = gaps.get((r.benchmark, r.metric, r.method, r.split))
+        d["generalization_gap"] = gaps.get((r.benchmark, r.trajectory, r.method, r.split))
         out.append(d)
-    return {"schema": JSON_SCHEMA, "result_schema_version": SCHEMA_VERSION, "metric_keys": list(METRIC_NAMES), "results": out}
+    return {
+        "schema": JSON_SCHEMA,
+        "result_schema_version": SCHEMA_VERSION,
+        "score_keys": list(SCORE_NAMES),
+        "scores": {k: {"better": s.better, "unit": s.unit, "description": s.description} for k, s in SCORES.items()},
+        "results": out,
+    }

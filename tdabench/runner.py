@@ -1,38 +1,44 @@
-"""The runner: plans the grid of units (method x benchmark x metric) and hands it to an executor.
+"""The runner: plans the grid of units (method x benchmark x trajectory) and hands it to an executor.
 
-Each unit fits once, then simulates and scores every split (:mod:`tdabench.cells`); only the
-runner's views (:mod:`tdabench.views`) read evaluation trajectories. Every cell writes its
-result atomically as soon as it is known; a cell whose result exists with the same key is
-reused unless ``force``; a failing method is recorded and the run goes on.
+Each unit fits once per fit it needs, then simulates and scores its splits
+(:mod:`tdabench.cells`). Methods run in worker processes that receive fit data and queries
+only (:mod:`tdabench.worker`); the runner alone holds evaluation trajectories. Every cell
+writes its result atomically as soon as it is known; a cell whose result exists with the
+same key is reused unless ``force``; a failing method is recorded and the run goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from tdabench.cells import MethodChoice, Unit, lost_cells, run_unit
+from tdabench.cells import MethodChoice, Unit, UnitState, finish_fit, finish_unit, plan_unit
 from tdabench.config import parse_method_arg, read_method_file
 from tdabench.context import Context
-from tdabench.data import SPLITS
-from tdabench.errors import ConfigError, TDABenchError
-from tdabench.executors import Executor, Job, SerialExecutor
-from tdabench.results import CellResult
+from tdabench.data import SPLITS, TRAJECTORIES, Benchmark
+from tdabench.errors import ConfigError, TDABenchError, UnknownNameError
+from tdabench.executors import Executor, Job, make_executor
+from tdabench.results import CellResult, escape
 from tdabench.simulator import BenchmarkRef
+from tdabench.tempfiles import sweep
 from tdabench.views import check_split_name
+from tdabench.worker import run_method
 
-__all__ = ["MethodChoice", "RunPlan", "choose_methods", "execute"]
+__all__ = ["MethodChoice", "RunPlan", "RunResults", "choose_methods", "execute"]
 
 
 def choose_methods(context: Context, args: Sequence[str], config_file: str | Path | None = None) -> list[MethodChoice]:
     """Methods from ``--method NAME[:key=value,...]`` values and a ``--config`` file.
 
     With neither, every registered method under its default config. Display names must be
-    distinct: the same method under two configs gets ``NAME:key=value`` or its file label.
+    distinct, also as file names: the same method under two configs gets ``NAME:key=value``
+    or its file label.
     """
     entries: list[tuple[str, str | None, dict[str, Any]]] = [(n, None, ov) for n, ov in map(parse_method_arg, args)]
     if config_file is not None:
@@ -43,23 +49,33 @@ def choose_methods(context: Context, args: Sequence[str], config_file: str | Pat
     for name, label, overrides in entries:
         spec = context.registry.method(name)
         display = label or name + (":" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) if overrides else "")
+        escape(display)  # a label that cannot name a file fails here, before any work
         if any(c.display == display for c in out):
             raise ConfigError(f"method {display!r} is given twice; give one a different label or options")
+        clash = next((c for c in out if escape(c.display).lower() == escape(display).lower()), None)
+        if clash is not None:
+            raise ConfigError(f"methods {clash.display!r} and {display!r} would write the same result files; give one a different label or options")
         out.append(MethodChoice(display, spec, spec.make_config(overrides)))
     return out
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What ``tdabench run`` evaluates; validated on construction."""
+    """What ``tdabench run`` evaluates; validated on construction.
+
+    Attributes:
+        trajectories: what to simulate (``("all",)``: everything each benchmark records).
+        command: the command line, recorded in every result's provenance.
+    """
 
     benchmarks: tuple[BenchmarkRef, ...]
     methods: tuple[MethodChoice, ...]
     out: Path
     splits: tuple[str, ...] = SPLITS
-    metrics: tuple[str, ...] = ("loss",)
+    trajectories: tuple[str, ...] = ("loss",)
     force: bool = False
     progress: bool = True
+    command: str = ""
 
     def __post_init__(self) -> None:
         for s in self.splits:
@@ -70,33 +86,116 @@ class RunPlan:
             raise TDABenchError("nothing to run: no method is registered (see `tdabench list methods`)")
 
 
-def execute(context: Context, plan: RunPlan, executor: Executor | None = None) -> list[CellResult]:
-    """Run every cell of ``plan`` on ``executor`` (default: in this process).
+class RunResults(list[CellResult]):
+    """The cells of a run (reused, new, n/a and failed), with what the run did.
 
-    Returns the results (reused, new, n/a and failed); progress shows units done, running
-    and failed.
+    Attributes:
+        computed: cells computed by this run (ok or failed), as opposed to reused.
+        reused: cells whose stored result was reused.
+        replaced: unreadable result files this run recomputed.
+        broken: benchmarks that could not be loaded, with the one-line reason.
     """
-    benches = [ref.load() for ref in plan.benchmarks]
-    jobs = [
-        (Unit(choice, bench.id, metric, plan.splits, plan.out.resolve(), plan.force, context.seed, str(Path(context.cache_dir).resolve()), context.device), b)
-        for b, bench in enumerate(benches)
-        for metric in (bench.metrics if plan.metrics == ("all",) else plan.metrics)
-        for choice in plan.methods
+
+    computed: int = 0
+    reused: int = 0
+    replaced: list[str]
+    broken: list[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replaced, self.broken = [], []
+
+
+def check_out(out: Path) -> Path:
+    """``out`` as a writable results directory, checked before any work."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TDABenchError(f"--out {out} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=f".probe.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise TDABenchError(f"--out {out} is not writable ({exc.strerror}); choose another directory") from None
+    return out.resolve()
+
+
+def _load(refs: Sequence[BenchmarkRef], results: RunResults) -> list[Benchmark]:
+    """Every benchmark that loads; a broken one is reported and spoils only itself."""
+    benches = []
+    for ref in refs:
+        try:
+            benches.append(ref.load())
+        except TDABenchError as exc:
+            results.broken.append(f"{ref.id}: {exc}")
+    return benches
+
+
+def _trajectories(benches: Sequence[Benchmark], wanted: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Per benchmark, the trajectories to run; a name no benchmark or standard knows is an error."""
+    if wanted == ("all",):
+        return {b.id: b.metrics for b in benches}
+    known = sorted(set(TRAJECTORIES) | {m for b in benches for m in b.metrics})
+    for name in wanted:
+        if name not in known:
+            raise UnknownNameError("trajectory", name, known)
+    return {b.id: wanted for b in benches}
+
+
+def execute(context: Context, plan: RunPlan, executor: Executor | None = None) -> RunResults:
+    """Run every cell of ``plan`` on ``executor`` (default: one worker process).
+
+    Returns the results (reused, new, n/a and failed) with counts; progress shows units done,
+    running and failed.
+    """
+    out = check_out(plan.out)
+    sweep(out, recursive=True)  # temporaries of runs killed on this --out
+    results = RunResults()
+    benches = _load(plan.benchmarks, results)
+    per_bench = _trajectories(benches, plan.trajectories)
+    units = [
+        (Unit(choice, bench.id, traj, plan.splits, out, plan.force, context.seed, str(Path(context.cache_dir).resolve()),
+              context.device, plan.command), bench)
+        for bench in benches for traj in per_bench[bench.id] for choice in plan.methods
     ]
-    results: list[CellResult] = []
-    with tqdm(total=len(jobs), desc="units", unit="unit", disable=None if plan.progress else True, leave=False) as bar:
+    states: list[UnitState] = []
+    with tqdm(total=len(units), desc="units", unit="unit", disable=None if plan.progress else True, leave=False) as bar:
         failed = 0
 
-        def report(i: int, cells: list[CellResult] | None, error: str | None, running: int) -> None:
-            nonlocal failed
-            if cells is None:  # run_unit records its own failures; this unit never finished
-                unit, b = jobs[i]
-                cells = lost_cells(unit, benches[b], error or "worker lost")
+        def jobs() -> Iterator[Job]:
+            for unit, bench in units:
+                planned = plan_unit(unit, bench)
+                results.extend(planned.done)
+                results.reused += sum(1 for c in planned.done if c.status != "n/a")
+                results.replaced += planned.replaced
+                if planned.state is None or planned.job is None:
+                    bar.update(1)
+                    continue
+                states.append(planned.state)
+                yield Job(planned.job, 0, unit.choice.spec.resources)
+
+        unit_failed: set[int] = set()
+
+        def part(i: int, fitted: Any) -> None:
+            cells = finish_fit(states[i], fitted)
             results.extend(cells)
-            failed += any(c.status == "failed" for c in cells)
+            results.computed += len(cells)
+            if any(c.status == "failed" for c in cells):
+                unit_failed.add(i)
+
+        def report(i: int, _value: Any, error: str | None, running: int) -> None:
+            nonlocal failed
+            cells = finish_unit(states[i], error)
+            results.extend(cells)
+            results.computed += len(cells)
+            failed += bool(cells) or i in unit_failed
             bar.set_postfix(running=running, failed=failed, refresh=False)
             bar.update(1)
 
-        work = [Job(unit, b, unit.choice.spec.resources) for unit, b in jobs]
-        (executor or SerialExecutor()).map(run_unit, work, benches, report)
+        try:
+            (executor or make_executor("local")).map(run_method, jobs(), [], report, part)
+        finally:
+            for state in states:
+                state.release()
     return results

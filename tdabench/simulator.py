@@ -30,7 +30,7 @@ class Capabilities:
     Attributes:
         unseen_test: predicts test examples absent from fitting.
         unseen_train: predicts runs whose batches hold training examples absent from fitting.
-        metric_trajectories: handles metrics other than loss (BLEU, ROUGE).
+        metric_trajectories: handles trajectories other than loss (BLEU, ROUGE).
         needs_checkpoints: needs the model and its checkpoints (``FitData.model``).
         needs_text: needs the example texts.
     """
@@ -110,7 +110,7 @@ class FitData:
     """Everything a simulator may learn from.
 
     Attributes:
-        metric: the metric being simulated ("loss", "bleu", "rougeL", ...).
+        trajectory: what is simulated ("loss", "bleu", "rougeL", ...).
         runs: the fit runs' inputs.
         values: float64 [R, n_test, K], the fit runs' trajectories for ``test``.
         validation: the validation runs' inputs, for model selection and early stopping.
@@ -124,7 +124,7 @@ class FitData:
         device: torch device string requested by the user.
     """
 
-    metric: str
+    trajectory: str
     runs: RunBatches
     values: np.ndarray
     validation: RunBatches
@@ -137,6 +137,11 @@ class FitData:
     cache_dir: str | None = None
     device: str = "cpu"
 
+    @property
+    def metric(self) -> str:
+        """The old name of :attr:`trajectory` (kept for plugins written against it)."""
+        return self.trajectory
+
 
 @dataclass(frozen=True, eq=False)
 class Query:
@@ -145,7 +150,7 @@ class Query:
     It never holds evaluation trajectories beyond their initial values.
 
     Attributes:
-        metric: the metric to predict.
+        trajectory: what to predict ("loss", "bleu", ...).
         runs: the runs' inputs (batches, learning rates, recorded steps).
         test: the test examples to predict (rows of the output).
         initial: float64 [R, n_test], the observed value at ``runs.steps[0]``.
@@ -153,12 +158,17 @@ class Query:
         seed: the seed a stochastic method must use.
     """
 
-    metric: str
+    trajectory: str
     runs: RunBatches
     test: ExampleSet
     initial: np.ndarray
     train: ExampleSet
     seed: int = 0
+
+    @property
+    def metric(self) -> str:
+        """The old name of :attr:`trajectory`."""
+        return self.trajectory
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -194,8 +204,13 @@ class MethodSpec:
         config_cls: a dataclass whose fields are the method's options.
         capabilities: what it can serve.
         summary: one line for ``tdabench list methods``.
+        version: the method's own version. Bump it whenever the code changes the numbers it
+            produces: results are keyed by it, so old results are then recomputed, never reused.
         origin: the plugin that registered it (filled in by the registry).
+        distribution: ``name version`` of the installed package that registered it (registry).
         resources: what one unit of the method needs (cores, GPUs, memory).
+        expected_failures: conformance check name -> why this method is known to fail it
+            (``tdabench.testing`` marks those checks xfail, like scikit-learn's ``_xfail_checks``).
     """
 
     name: str
@@ -203,8 +218,11 @@ class MethodSpec:
     config_cls: type = NoConfig
     capabilities: Capabilities = field(default_factory=Capabilities)
     summary: str = ""
+    version: str = "0"
     origin: str = ""
+    distribution: str = ""
     resources: Resources = field(default_factory=Resources)
+    expected_failures: Mapping[str, str] = field(default_factory=dict)
 
     def make_config(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """A validated config instance from string or typed overrides."""

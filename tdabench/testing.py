@@ -1,20 +1,28 @@
-"""Conformance checks for simulators, in the spirit of scikit-learn's estimator checks.
+"""Conformance checks for simulators, in the shape of scikit-learn's ``parametrize_with_checks``.
 
-Run them on any registered method, yours included::
+Run them on any registered method, yours included, each under its own config::
 
-    # tests/test_conformance.py of your package: one line
-    from tdabench.testing import conformance_test
-    test_my_method = conformance_test("my-method")
+    # tests/test_conformance.py of your package
+    from tdabench.testing import parametrize_with_checks
 
-or call :func:`check_method` directly. Each check raises ``AssertionError`` with a message
-that says what the contract requires.
+    @parametrize_with_checks(["my-method", ("my-method", {"order": 2})])
+    def test_conformance(check, case):
+        check(case)
+
+or in one line, ``test_my_method = conformance_test("my-method")``; or call
+:func:`check_method` directly. Only the checks a method's capabilities call for are yielded
+(an unseen-test check only for a method that declares ``unseen_test``), each with its own
+test id; a check named in ``MethodSpec.expected_failures`` is marked xfail (strict) with the
+reason given. Each check raises ``AssertionError`` with a message that says what the
+contract requires.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,38 +31,49 @@ from tdabench.context import Context
 from tdabench.data import Benchmark, Trajectory
 from tdabench.simulator import FitData, MethodSpec, Query
 from tdabench.synthetic import simfluence_benchmark
-from tdabench.views import fit_data, not_applicable, split_view
+from tdabench.views import FIT_ALL, SPLIT_FIT, fit_data, not_applicable, split_view
 
 Check = Callable[["Case"], None]
+#: A method to check: a registered name, (name, options), or a spec (with options).
+MethodArg = str | tuple[str, Mapping[str, Any]] | MethodSpec | tuple[MethodSpec, Mapping[str, Any]]
 
 
 @dataclasses.dataclass
 class Case:
-    """One method under test on one benchmark."""
+    """One method under test on one benchmark (``source``: the benchmark, or a factory called
+    the first time it is needed, so a test collection never builds benchmarks)."""
 
     spec: MethodSpec
     config: Any
-    bench: Benchmark
-    metric: str = "loss"
+    source: Benchmark | Callable[[], Benchmark]
+    trajectory: str = "loss"
     seed: int = 0
     cache_dir: str | None = None
+    label: str = ""
 
-    def fit(self, bench: Benchmark | None = None, seed: int | None = None) -> Any:
-        """A freshly built and fitted simulator."""
+    @property
+    def bench(self) -> Benchmark:
+        """The benchmark (built now if ``source`` is a factory)."""
+        if callable(self.source):
+            self.source = self.source()
+        return self.source
+
+    def fit(self, bench: Benchmark | None = None, seed: int | None = None, split: str = "seen") -> Any:
+        """A freshly built simulator, fitted by the fit that serves ``split``."""
         sim = self.spec.create(self.config)
-        return sim.fit(self.fit_data(bench, seed))
+        return sim.fit(self.fit_data(bench, seed, SPLIT_FIT[split]))
 
-    def fit_data(self, bench: Benchmark | None = None, seed: int | None = None) -> FitData:
+    def fit_data(self, bench: Benchmark | None = None, seed: int | None = None, fit: str = FIT_ALL) -> FitData:
         """The fit data the runner would build."""
         caps = self.spec.capabilities
         return fit_data(
-            bench or self.bench, self.metric, seed=self.seed if seed is None else seed,
+            bench or self.bench, self.trajectory, fit=fit, seed=self.seed if seed is None else seed,
             with_model=caps.needs_checkpoints, cache_dir=self.cache_dir, device="cpu",
         )
 
     def query(self, split: str = "seen", bench: Benchmark | None = None) -> Query:
         """The query of a split."""
-        return split_view(bench or self.bench, split, self.metric, seed=self.seed).query
+        return split_view(bench or self.bench, split, self.trajectory, seed=self.seed).query
 
 
 def small_benchmark() -> Benchmark:
@@ -84,7 +103,21 @@ def corrupt_evaluation(bench: Benchmark, seed: int = 1) -> Benchmark:
     return dataclasses.replace(bench, runs=tuple(runs))
 
 
-# -- the checks -------------------------------------------------------------------------------
+def _simulate(case: Case, split: str = "seen") -> np.ndarray:
+    return np.asarray(case.fit(split=split).simulate(case.query(split)), dtype=np.float64)
+
+
+# -- the checks every method gets -----------------------------------------------------------
+def check_constructor_stores_config(case: Case) -> None:
+    """The constructor only stores the config: no learned state (``name_`` attributes) and no
+    work before ``fit``."""
+    sim = case.spec.create(case.config)
+    state = vars(sim) if hasattr(sim, "__dict__") else {}
+    learned = sorted(k for k in state if k.endswith("_") and not k.startswith("_"))
+    assert not learned, f"the constructor set learned state {learned}: set it in fit()"
+    assert any(v is case.config for v in state.values()) or not state, "the constructor must store the config it is given"
+
+
 def check_fit_returns_self(case: Case) -> None:
     """``fit`` returns the simulator itself, so ``Method(cfg).fit(data).simulate(q)`` works."""
     sim = case.spec.create(case.config)
@@ -101,23 +134,26 @@ def check_output_shape_and_dtype(case: Case) -> None:
 
 def check_finite(case: Case) -> None:
     """No NaN or inf in the predictions."""
-    out = np.asarray(case.fit().simulate(case.query()), dtype=np.float64)
-    assert np.isfinite(out).all(), "simulate() returned NaN or inf"
+    assert np.isfinite(_simulate(case)).all(), "simulate() returned NaN or inf"
 
 
 def check_initial_value(case: Case) -> None:
     """Column 0 is the observed initial value: the rollout starts from it."""
     q = case.query()
-    out = np.asarray(case.fit().simulate(q), dtype=np.float64)
-    np.testing.assert_allclose(out[:, :, 0], q.initial, rtol=1e-5, atol=1e-6, err_msg="column 0 must equal query.initial")
+    np.testing.assert_allclose(_simulate(case)[:, :, 0], q.initial, rtol=1e-5, atol=1e-6, err_msg="column 0 must equal query.initial")
 
 
 def check_deterministic(case: Case) -> None:
     """Two fits with the same seed give the same predictions."""
+    np.testing.assert_allclose(_simulate(case), _simulate(case), rtol=1e-6, atol=1e-9, err_msg="same seed, different predictions")
+
+
+def check_refit(case: Case) -> None:
+    """Fitting the same instance again gives what a fresh fit gives: ``fit`` resets all state."""
+    sim = case.spec.create(case.config)
     q = case.query()
-    a = np.asarray(case.fit().simulate(q))
-    b = np.asarray(case.fit().simulate(q))
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9, err_msg="same seed, different predictions")
+    first = np.asarray(sim.fit(case.fit_data(seed=case.seed + 1)).fit(case.fit_data()).simulate(q))
+    np.testing.assert_allclose(first, _simulate(case), rtol=1e-6, atol=1e-9, err_msg="a refit kept state from the earlier fit")
 
 
 def check_query_only(case: Case) -> None:
@@ -126,26 +162,19 @@ def check_query_only(case: Case) -> None:
     other = corrupt_evaluation(case.bench)
     sim = case.fit()
     first = np.asarray(sim.simulate(case.query()))
-    sim.simulate(case.query("unseen-test") if case.spec.capabilities.unseen_test else case.query())
+    sim.simulate(case.query("unseen-train") if case.spec.capabilities.unseen_train else case.query())
     again = np.asarray(sim.simulate(case.query(bench=other)))
     np.testing.assert_allclose(first, again, rtol=1e-6, atol=1e-9, err_msg="simulate() depends on something outside the query")
 
 
-def check_capabilities(case: Case) -> None:
-    """Every declared capability is exercised: unseen test examples, unseen training
-    examples, metric trajectories; undeclared splits are reported n/a by the runner."""
-    caps = case.spec.capabilities
+def check_fit_info_json(case: Case) -> None:
+    """``fit_info()``, where a method has one, returns a JSON object as it is."""
     sim = case.fit()
-    for split in ("unseen-test", "unseen-train", "unseen-both"):
-        if not_applicable(case.bench, split, case.metric, caps) is None:
-            q = case.query(split)
-            out = np.asarray(sim.simulate(q), dtype=np.float64)
-            assert out.shape == q.shape and np.isfinite(out).all(), f"declared support for {split}, but its predictions are malformed"
-    if caps.metric_trajectories and "bleu" in case.bench.metrics:
-        other = dataclasses.replace(case, metric="bleu")
-        q = other.query()
-        out = np.asarray(other.fit().simulate(q), dtype=np.float64)
-        assert out.shape == q.shape and np.isfinite(out).all(), "declared metric_trajectories, but BLEU predictions are malformed"
+    if not hasattr(sim, "fit_info"):
+        return
+    info = sim.fit_info()
+    assert isinstance(info, dict), f"fit_info() must return a dict, got {type(info).__name__}"
+    json.dumps(info, allow_nan=True)  # raises TypeError on numpy scalars, arrays, objects
 
 
 def check_pickle(case: Case) -> None:
@@ -157,47 +186,125 @@ def check_pickle(case: Case) -> None:
     np.testing.assert_allclose(np.asarray(clone.simulate(q)), np.asarray(sim.simulate(q)), rtol=1e-6, atol=1e-9)
 
 
+# -- the checks a capability calls for ------------------------------------------------------
+def _check_split(case: Case, split: str) -> None:
+    why = not_applicable(case.bench, split, case.trajectory, case.spec.capabilities)
+    assert why is None, f"{split} cannot be checked on this benchmark ({why}): pass one that has it"
+    q = case.query(split)
+    out = _simulate(case, split)
+    assert out.shape == q.shape and np.isfinite(out).all(), f"declared support for {split}, but its predictions are malformed"
+    np.testing.assert_allclose(out[:, :, 0], q.initial, rtol=1e-5, atol=1e-6, err_msg=f"{split}: column 0 must equal query.initial")
+
+
+def check_unseen_test(case: Case) -> None:
+    """Declared ``unseen_test``: test examples withheld from the fit get well-formed predictions."""
+    _check_split(case, "unseen-test")
+
+
+def check_unseen_train(case: Case) -> None:
+    """Declared ``unseen_train``: runs on training examples absent from the fit get well-formed predictions."""
+    _check_split(case, "unseen-train")
+
+
+def check_unseen_both(case: Case) -> None:
+    """Declared both: unseen training and test examples at once."""
+    _check_split(case, "unseen-both")
+
+
+def check_metric_trajectories(case: Case) -> None:
+    """Declared ``metric_trajectories``: BLEU trajectories (0-100 scale) get well-formed predictions."""
+    assert "bleu" in case.bench.metrics, "metric trajectories cannot be checked: the benchmark records no BLEU"
+    other = dataclasses.replace(case, trajectory="bleu")
+    q = other.query()
+    out = np.asarray(other.fit().simulate(q), dtype=np.float64)
+    assert out.shape == q.shape and np.isfinite(out).all(), "declared metric_trajectories, but BLEU predictions are malformed"
+
+
 CHECKS: tuple[Check, ...] = (
+    check_constructor_stores_config,
     check_fit_returns_self,
     check_output_shape_and_dtype,
     check_finite,
     check_initial_value,
     check_deterministic,
+    check_refit,
     check_query_only,
-    check_capabilities,
+    check_fit_info_json,
     check_pickle,
 )
+CAPABILITY_CHECKS: tuple[Check, ...] = (check_unseen_test, check_unseen_train, check_unseen_both, check_metric_trajectories)
 
 
-def make_case(name: str, *, config: Mapping[str, Any] | None = None, benchmark: Benchmark | None = None, context: Context | None = None, cache_dir: str | None = None) -> Case:
-    """A :class:`Case` for the registered method ``name``."""
+def checks_for(case: Case) -> Iterator[Check]:
+    """The checks the method's capabilities call for (on a built benchmark: those it can serve)."""
+    yield from CHECKS
+    caps = case.spec.capabilities
+    built = not callable(case.source)
+    wants = {"unseen-test": caps.unseen_test, "unseen-train": caps.unseen_train, "unseen-both": caps.unseen_test and caps.unseen_train}
+    for check, split in ((check_unseen_test, "unseen-test"), (check_unseen_train, "unseen-train"), (check_unseen_both, "unseen-both")):
+        if wants[split] and (not built or not_applicable(case.bench, split, case.trajectory, caps) is None):
+            yield check
+    if caps.metric_trajectories and (not built or "bleu" in case.bench.metrics):
+        yield check_metric_trajectories
+
+
+def _resolve(method: MethodArg, ctx: Context) -> tuple[MethodSpec, dict[str, Any]]:
+    name, config = (method if isinstance(method, tuple) else (method, {}))
+    spec = ctx.registry.method(name) if isinstance(name, str) else name
+    return spec, dict(config)
+
+
+def make_case(name: str | MethodSpec, *, config: Mapping[str, Any] | None = None,
+              benchmark: Benchmark | Callable[[], Benchmark] | None = None,
+              context: Context | None = None, cache_dir: str | None = None) -> Case:
+    """A :class:`Case` for the registered method ``name`` (or a spec) under ``config``."""
     ctx = context or Context.create(progress=False)
-    spec = ctx.registry.method(name)
-    bench = benchmark or small_benchmark()
-    if spec.capabilities.needs_checkpoints and bench.model is None:
-        raise ValueError(f"method {name!r} needs checkpoints: pass a benchmark with a model (benchmark=...)")
-    return Case(spec, spec.make_config(dict(config or {})), bench, cache_dir=cache_dir)
+    spec, _ = _resolve(name, ctx)
+    if spec.capabilities.needs_checkpoints and benchmark is None:
+        raise ValueError(f"method {spec.name!r} needs checkpoints: pass a benchmark with a model (benchmark=...)")
+    label = spec.name + (":" + ",".join(f"{k}={v}" for k, v in sorted((config or {}).items())) if config else "")
+    return Case(spec, spec.make_config(dict(config or {})), benchmark if benchmark is not None else small_benchmark(),
+                cache_dir=cache_dir, label=label)
 
 
-def check_method(name: str, **kwargs: Any) -> None:
-    """Run every check on the registered method ``name``; the first failure raises."""
+def check_method(name: str | MethodSpec, **kwargs: Any) -> None:
+    """Run every applicable check on the method ``name``; the first failure raises."""
     case = make_case(name, **kwargs)
-    for check in CHECKS:
+    for check in checks_for(case):
         check(case)
 
 
-def conformance_test(*names: str, config: Mapping[str, Any] | None = None, benchmark: Callable[[], Benchmark] | None = None) -> Callable[..., None]:
-    """A pytest test function parametrized over ``names`` x every check.
+def parametrize_with_checks(methods: Sequence[MethodArg], *, benchmark: Callable[[], Benchmark] | None = None,
+                            context: Context | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """A pytest decorator: one test per (configured method, applicable check), each with its id.
 
-    Assign it to a ``test_*`` name in a test module; ``benchmark`` is a factory called once
-    per case (default :func:`small_benchmark`).
+    The decorated test takes ``check`` and ``case`` and calls ``check(case)``. ``benchmark``
+    is a factory called once per method (default :func:`small_benchmark`); checks a
+    ``MethodSpec`` lists in ``expected_failures`` are xfail (strict) with its reason.
     """
-    import pytest
+    import pytest  # tdabench.testing needs pytest only here: pip install pytest (or tdabench[testing])
 
-    cases = [(n, c) for n in names for c in CHECKS]
+    ctx = context or Context.create(progress=False)
+    params = []
+    for method in methods:
+        spec, config = _resolve(method, ctx)
+        case = make_case(spec, config=config, benchmark=benchmark or small_benchmark, context=ctx)
+        for check in checks_for(case):
+            short = check.__name__.removeprefix("check_")
+            why = spec.expected_failures.get(short) or spec.expected_failures.get(check.__name__)
+            marks = [pytest.mark.xfail(reason=why, strict=True)] if why else []
+            params.append(pytest.param(check, case, id=f"{case.label}-{short}", marks=marks))
+    return pytest.mark.parametrize(("check", "case"), params)
 
-    @pytest.mark.parametrize(("method", "check"), cases, ids=[f"{n}-{c.__name__[6:]}" for n, c in cases])
-    def test_conformance(method: str, check: Check, tmp_path: Any) -> None:
-        check(make_case(method, config=config, benchmark=benchmark() if benchmark else None, cache_dir=str(tmp_path)))
+
+def conformance_test(*names: MethodArg, config: Mapping[str, Any] | None = None,
+                     benchmark: Callable[[], Benchmark] | None = None) -> Callable[..., None]:
+    """A ready pytest test over ``names`` x their applicable checks; assign it to a ``test_*``
+    name (``config`` applies to plain names)."""
+    methods = [(n, config) if isinstance(n, (str, MethodSpec)) and config else n for n in names]
+
+    @parametrize_with_checks(methods, benchmark=benchmark)
+    def test_conformance(check: Check, case: Case, tmp_path: Any) -> None:
+        check(dataclasses.replace(case, cache_dir=str(tmp_path)))
 
     return test_conformance

@@ -1,7 +1,12 @@
 """What each party may see: the fit data of a method, and the queries of each split.
 
-This is the only place where evaluation trajectories are read, and it hands a simulator
-their initial values alone; the truth goes to the scorer.
+This is the only place where evaluation trajectories are read. A simulator gets their
+initial values alone (in a :class:`Query`, inside a worker process); the truth stays with
+the runner, which scores.
+
+Two fits serve the four splits, as in the published protocol: the ``all-test`` fit sees every
+test example and serves ``seen`` and ``unseen-train``; the ``withheld-test`` fit withholds the
+held-out test examples and serves ``unseen-test`` and ``unseen-both``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import numpy as np
 from tdabench.data import SPLITS, Benchmark
 from tdabench.errors import UnknownNameError
 from tdabench.simulator import Capabilities, FitData, Query, RunBatches
+
+FIT_ALL, FIT_WITHHELD = "all-test", "withheld-test"
+#: Which fit serves each split.
+SPLIT_FIT: dict[str, str] = {"seen": FIT_ALL, "unseen-train": FIT_ALL, "unseen-test": FIT_WITHHELD, "unseen-both": FIT_WITHHELD}
 
 
 @dataclass(frozen=True)
@@ -30,10 +39,10 @@ def check_split_name(name: str) -> str:
     return name
 
 
-def run_batches(bench: Benchmark, names: tuple[str, ...], metric: str) -> RunBatches:
-    """The inputs of the named runs: batches, learning rates and the metric's recorded steps."""
+def run_batches(bench: Benchmark, names: tuple[str, ...], trajectory: str) -> RunBatches:
+    """The inputs of the named runs: batches, learning rates and the trajectory's recorded steps."""
     runs = [bench.run(n) for n in names]
-    steps = bench.runs[0].trajectories[metric].steps
+    steps = bench.runs[0].trajectories[trajectory].steps
     if not runs:
         T = bench.runs[0].n_steps
         return RunBatches((), np.zeros(0, np.int64), np.zeros((0, T, 1), np.int64), np.zeros((0, T)), steps)
@@ -51,36 +60,39 @@ def run_batches(bench: Benchmark, names: tuple[str, ...], metric: str) -> RunBat
     )
 
 
-def values(bench: Benchmark, names: tuple[str, ...], metric: str, test_ids: np.ndarray) -> np.ndarray:
-    """float64 [R, n, K]: the named runs' trajectories of ``metric`` for ``test_ids``."""
+def values(bench: Benchmark, names: tuple[str, ...], trajectory: str, test_ids: np.ndarray) -> np.ndarray:
+    """float64 [R, n, K]: the named runs' trajectories for ``test_ids``."""
     rows = bench.test.positions(test_ids)
-    K = len(bench.runs[0].trajectories[metric].steps)
+    K = len(bench.runs[0].trajectories[trajectory].steps)
     if not names:
         return np.zeros((0, len(rows), K))
-    return np.stack([bench.run(n).trajectories[metric].values[rows] for n in names])
+    return np.stack([bench.run(n).trajectories[trajectory].values[rows] for n in names])
 
 
-def seen_test_ids(bench: Benchmark) -> np.ndarray:
-    """Test ids used in fitting: all but the withheld ones."""
+def fit_test_ids(bench: Benchmark, fit: str) -> np.ndarray:
+    """The test ids a fit sees: all of them, or all but the withheld ones."""
+    if fit == FIT_ALL:
+        return bench.test.ids
     return np.setdiff1d(bench.test.ids, np.asarray(bench.split.heldout_test_ids, dtype=np.int64))
 
 
-def fit_data(bench: Benchmark, metric: str, *, seed: int, with_model: bool, cache_dir: str | None, device: str) -> FitData:
-    """The fit runs and validation runs, on the seen test examples only."""
+def fit_data(bench: Benchmark, trajectory: str, *, fit: str = FIT_ALL, seed: int, with_model: bool, cache_dir: str | None,
+             device: str) -> FitData:
+    """The fit runs and validation runs, on the test examples of ``fit``."""
     split = bench.split
-    seen = seen_test_ids(bench)
-    fit_runs = run_batches(bench, split.fit_runs, metric)
-    val_runs = run_batches(bench, split.validation_runs, metric)
+    tests = fit_test_ids(bench, fit)
+    fit_runs = run_batches(bench, split.fit_runs, trajectory)
+    val_runs = run_batches(bench, split.validation_runs, trajectory)
     used = np.unique(np.concatenate([fit_runs.batches.ravel(), val_runs.batches.ravel()]))
     used = used[used >= 0]
     return FitData(
-        metric=metric,
+        trajectory=trajectory,
         runs=fit_runs,
-        values=values(bench, split.fit_runs, metric, seen),
+        values=values(bench, split.fit_runs, trajectory, tests),
         validation=val_runs,
-        validation_values=values(bench, split.validation_runs, metric, seen),
+        validation_values=values(bench, split.validation_runs, trajectory, tests),
         train=bench.train.subset(used),
-        test=bench.test.subset(seen),
+        test=bench.test.subset(tests),
         meta=bench.meta,
         seed=seed,
         model=bench.model if with_model else None,
@@ -91,18 +103,19 @@ def fit_data(bench: Benchmark, metric: str, *, seed: int, with_model: bool, cach
 
 def split_parts(bench: Benchmark, split: str) -> tuple[tuple[str, ...], np.ndarray]:
     """(evaluation run names, test ids) of a split."""
-    seen = seen_test_ids(bench)
     heldout = np.asarray(bench.split.heldout_test_ids, dtype=np.int64)
     return {
-        "seen": (bench.split.eval_runs, seen),
+        "seen": (bench.split.eval_runs, bench.test.ids),
         "unseen-test": (bench.split.eval_runs, heldout),
-        "unseen-train": (bench.split.unseen_train_runs, seen),
+        "unseen-train": (bench.split.unseen_train_runs, bench.test.ids),
         "unseen-both": (bench.split.unseen_train_runs, heldout),
     }[check_split_name(split)]
 
 
-def not_applicable(bench: Benchmark, split: str, metric: str, caps: Capabilities) -> str | None:
+def not_applicable(bench: Benchmark, split: str, trajectory: str, caps: Capabilities) -> str | None:
     """Why a method with ``caps`` cannot be scored on this cell, or None if it can."""
+    if trajectory not in bench.metrics:
+        return f"the benchmark records no {trajectory!r} trajectories"
     runs, tests = split_parts(bench, split)
     if not runs:
         if split in ("seen", "unseen-test"):
@@ -114,8 +127,8 @@ def not_applicable(bench: Benchmark, split: str, metric: str, caps: Capabilities
         return "the method cannot predict test examples it was not fitted on"
     if split in ("unseen-train", "unseen-both") and not caps.unseen_train:
         return "the method cannot use training examples it was not fitted on"
-    if metric != "loss" and not caps.metric_trajectories:
-        return f"the method handles loss trajectories only, not {metric}"
+    if trajectory != "loss" and not caps.metric_trajectories:
+        return f"the method handles loss trajectories only, not {trajectory}"
     if caps.needs_checkpoints and bench.model is None:
         return "the benchmark has no model checkpoints"
     if caps.needs_text and not (bench.train.has_text and bench.test.has_text):
@@ -123,16 +136,28 @@ def not_applicable(bench: Benchmark, split: str, metric: str, caps: Capabilities
     return None
 
 
-def split_view(bench: Benchmark, split: str, metric: str, *, seed: int) -> SplitView:
+def split_view(bench: Benchmark, split: str, trajectory: str, *, seed: int) -> SplitView:
     """The query of a split (initial values only) and its truth."""
     names, tests = split_parts(bench, split)
-    truth = values(bench, names, metric, tests)
+    truth = values(bench, names, trajectory, tests)
     query = Query(
-        metric=metric,
-        runs=run_batches(bench, names, metric),
+        trajectory=trajectory,
+        runs=run_batches(bench, names, trajectory),
         test=bench.test.subset(tests),
         initial=truth[:, :, 0].copy(),
         train=bench.train,
         seed=seed,
     )
     return SplitView(query, truth)
+
+
+def group_rows(bench: Benchmark, test_ids: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    """(group names, rows of ``test_ids`` in each group) of a benchmark scored per group."""
+    names, rows = [], []
+    ids = np.asarray(test_ids, dtype=np.int64)
+    for name, members in bench.test_groups.items():
+        r = np.flatnonzero(np.isin(ids, np.asarray(members, dtype=np.int64)))
+        if len(r):
+            names.append(name)
+            rows.append(r)
+    return names, rows

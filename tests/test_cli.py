@@ -41,7 +41,7 @@ def test_run_by_id_prefix_from_data_dir(tmp_path: Path, capsys: pytest.CaptureFi
             "--metric", "all", "--method", "constant", "--json", "--no-progress"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert {(r["metric"], r["split"], r["status"]) for r in doc["results"]} == {
+    assert {(r["trajectory"], r["split"], r["status"]) for r in doc["results"]} == {
         ("loss", "seen", "ok"), ("loss", "unseen-test", "ok"), ("bleu", "seen", "ok"), ("bleu", "unseen-test", "ok"),
         ("loss", "unseen-train", "n/a"), ("loss", "unseen-both", "n/a"), ("bleu", "unseen-train", "n/a"), ("bleu", "unseen-both", "n/a"),
     }

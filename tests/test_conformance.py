@@ -10,17 +10,19 @@ import pytest
 from tdabench.context import Context
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import Capabilities, MethodSpec
-from tdabench.testing import CHECKS, Case, check_initial_value, check_query_only, conformance_test, small_benchmark
+from tdabench.testing import CAPABILITY_CHECKS, CHECKS, Case, check_initial_value, check_query_only, parametrize_with_checks, small_benchmark
 
 _REGISTERED = Context.create(progress=False).registry.methods()
-_PLAIN = sorted(n for n, s in _REGISTERED.items() if not s.capabilities.needs_checkpoints)
-# Slow-to-train methods run the suite with a short training budget.
+# Slow-to-train methods run the suite with a short training budget (each method its own config).
 _FAST = {"gptfluence": {"epochs": 3}}
+_METHODS = sorted(n for n, s in _REGISTERED.items() if not s.capabilities.needs_checkpoints)
 
-test_registered_methods = conformance_test(*[n for n in _PLAIN if n not in _FAST])
-for _name, _cfg in _FAST.items():
-    if _name in _REGISTERED:
-        globals()[f"test_{_name.replace('-', '_')}_conformance"] = conformance_test(_name, config=_cfg)
+
+@parametrize_with_checks([(n, _FAST.get(n, {})) for n in _METHODS])
+def test_registered_methods(check, case: Case, tmp_path) -> None:  # noqa: ANN001
+    import dataclasses
+
+    check(dataclasses.replace(case, cache_dir=str(tmp_path)))
 
 
 class _Stateful:
@@ -56,8 +58,8 @@ def test_checks_catch_broken_methods(cls: type, check: object, message: str) -> 
 
 
 def test_every_check_is_documented() -> None:
-    assert all(c.__doc__ for c in CHECKS)
-    assert len({c.__name__ for c in CHECKS}) == 8
+    assert all(c.__doc__ for c in (*CHECKS, *CAPABILITY_CHECKS))
+    assert len({c.__name__ for c in (*CHECKS, *CAPABILITY_CHECKS)}) == 14
 
 
 def test_needs_checkpoints_without_model_is_explained() -> None:

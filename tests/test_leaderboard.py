@@ -115,7 +115,7 @@ def test_check_mode_ignores_only_the_date(work: tuple[Path, list[str]], capsys: 
 
 
 def _one_result(root: Path) -> Path:
-    return root / "results" / "synthetic__ft__sim-2m__toy" / "loss" / "seen" / "constant.json"
+    return root / "results" / "synthetic__ft__sim-2m__toy" / "loss" / "seen" / "constant" / "seed-0.json"
 
 
 def test_old_schema_is_refused_in_one_line(work: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,7 +137,7 @@ def test_duplicates_are_reported_and_the_newest_wins(work: tuple[Path, list[str]
     newer.parent.mkdir(parents=True)
     obj = json.loads(src.read_text())
     obj["provenance"]["created"] = "2099-01-01T00:00:00+00:00"
-    obj["metrics"]["mse_all_steps"]["mean"] = 123.0
+    obj["scores"]["mse_all_steps"]["mean"] = 123.0
     newer.write_text(json.dumps(obj))
     coll = collect([root / "results", root / "rerun"])
     assert len(coll.duplicates) == 1 and coll.duplicates[0].kept.path == newer
@@ -146,14 +146,14 @@ def test_duplicates_are_reported_and_the_newest_wins(work: tuple[Path, list[str]
     assert main(["leaderboard", "--results", "results", "--results", "rerun", "--no-truth", "--out", "lb"]) == 0
     assert "duplicate results for synthetic/ft/sim-2m/toy / loss / seen / constant" in capsys.readouterr().err
     readme = (root / "lb" / "README.md").read_text()
-    assert "## Duplicate results (the newest is kept)" in readme and "`rerun/synthetic__ft__sim-2m__toy/loss/seen/constant.json`" in readme
+    assert "## Duplicate results (the newest is kept)" in readme and "`rerun/synthetic__ft__sim-2m__toy/loss/seen/constant/seed-0.json`" in readme
 
 
 def test_failed_cells_are_shown_with_their_error(work: tuple[Path, list[str]]) -> None:
     root, _ = work
     path = _one_result(root)
     obj = json.loads(path.read_text())
-    obj.update(status="failed", error="fit: RuntimeError: out of | memory (at x.py:3)", metrics={}, fit_s=None, simulate_s=None, peak_mem_mb=None, predictions=None)
+    obj.update(status="failed", error="fit: RuntimeError: out of | memory (at x.py:3)", scores={}, fit_s=None, simulate_s=None, peak_mem_mb=None, predictions=None)
     path.write_text(json.dumps(obj))
     assert main(["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]) == 0
     ft = (root / "lb" / "synthetic-ft.md").read_text()

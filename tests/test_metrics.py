@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from tdabench.metrics import METRIC_NAMES, rank_corr, score
+from tdabench.scores import SCORE_NAMES as METRIC_NAMES, rank_corr, score
 
 
 def test_hand_computed_values() -> None:

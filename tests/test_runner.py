@@ -17,13 +17,13 @@ from tdabench.cli import main
 from tdabench.context import Context
 from tdabench.data import SPLITS, Benchmark
 from tdabench.hookspecs import hookimpl
-from tdabench.results import read_results
+from tdabench.results import read_results, result_path
 from tdabench.runner import RunPlan, choose_methods, execute
 from tdabench.simulator import Capabilities, FitData, MethodSpec, Query
 from tdabench.simulator import BenchmarkRef
 from tdabench.synthetic import SyntheticTruth
 from tdabench.testing import corrupt_evaluation
-from tdabench.views import seen_test_ids
+from tdabench.views import fit_test_ids
 
 PLUGIN = textwrap.dedent(
     '''
@@ -59,17 +59,18 @@ PLUGIN = textwrap.dedent(
         def simulate(self, query):
             return np.repeat(query.initial[:, :, None], query.shape[2], axis=2) + 1.0
 
-    class Interrupt(_Base):
+    class Slow(_Base):
         def simulate(self, query):
-            if query.metric == "loss" and len(query.test) < 10:  # the withheld-test splits
-                raise KeyboardInterrupt
+            import time
+            if len(query.test) < 10:  # the withheld-test splits take their time
+                time.sleep(60)
             return np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
 
     @hookimpl
     def tdabench_methods():
         caps = Capabilities(unseen_test=True, unseen_train=True)
         return [MethodSpec(n, c, capabilities=caps) for n, c in
-                [("boom", Boom), ("fit-boom", FitBoom), ("nans", NaNs), ("shape", Shape), ("drift", Drift), ("interrupt", Interrupt)]]
+                [("boom", Boom), ("fit-boom", FitBoom), ("nans", NaNs), ("shape", Shape), ("drift", Drift), ("slow", Slow)]]
     '''
 )
 
@@ -89,9 +90,10 @@ def _expected_baselines(bench: Benchmark, split: str) -> dict[str, float]:
     names, tests = split_parts(bench, split)
     rows = bench.test.positions(tests)
     truth = np.stack([bench.run(n).trajectories["loss"].values[rows] for n in names])
-    seen_rows = bench.test.positions(seen_test_ids(bench))
-    fit = np.stack([bench.run(n).trajectories["loss"].values[seen_rows] for n in bench.split.fit_runs])
-    delta = (fit - fit[:, :, :1]).mean(0)  # [n_seen, K]
+    # seen and unseen-train: fitted on every test example; the unseen-test splits: on the others.
+    fit_ids = fit_test_ids(bench, "withheld-test" if split in ("unseen-test", "unseen-both") else "all-test")
+    fit = np.stack([bench.run(n).trajectories["loss"].values[bench.test.positions(fit_ids)] for n in bench.split.fit_runs])
+    delta = (fit - fit[:, :, :1]).mean(0)  # [n_fit, K]
     if split in ("unseen-test", "unseen-both"):
         delta = np.broadcast_to(delta.mean(0), (len(tests), delta.shape[1]))
     const = truth[:, :, :1]
@@ -106,7 +108,7 @@ def test_baselines_on_every_split_match_direct_computation(synthetic_dir: Path, 
     code = main(["run", "--benchmark", str(synthetic_dir), "--out", str(tmp_path / "res"), "--json", "--no-progress"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["schema"] == "tdabench.run/1"
+    assert doc["schema"] == "tdabench.run/2"
     got = {(r["method"], r["split"]): r for r in doc["results"]}
     assert {s for _, s in got} == set(SPLITS)
     for split in SPLITS:
@@ -114,14 +116,17 @@ def test_baselines_on_every_split_match_direct_computation(synthetic_dir: Path, 
         for method, mse in expected.items():
             r = got[(method, split)]
             assert r["status"] == "ok"
-            assert r["metrics"]["mse_all_steps"]["mean"] == pytest.approx(mse, rel=1e-9)
-            assert set(r["metrics"]) == set(doc["metric_keys"])
+            assert r["scores"]["mse_all_steps"]["mean"] == pytest.approx(mse, rel=1e-9)
+            assert set(r["scores"]) == set(doc["score_keys"])
             assert r["provenance"]["versions"]["numpy"] == np.__version__
             assert r["data_hash"] == synthetic[0].content_hash
     gap = got[("constant", "unseen-test")]["generalization_gap"]["mse_all_steps"]
-    assert gap == pytest.approx(got[("constant", "unseen-test")]["metrics"]["mse_all_steps"]["mean"] - got[("constant", "seen")]["metrics"]["mse_all_steps"]["mean"])
+    assert gap == pytest.approx(got[("constant", "unseen-test")]["scores"]["mse_all_steps"]["mean"] - got[("constant", "seen")]["scores"]["mse_all_steps"]["mean"])
     # The mean-trajectory baseline uses the dynamics, so it beats holding the value.
-    assert got[("mean-trajectory", "seen")]["metrics"]["mse_all_steps"]["mean"] < got[("constant", "seen")]["metrics"]["mse_all_steps"]["mean"]
+    assert got[("mean-trajectory", "seen")]["scores"]["mse_all_steps"]["mean"] < got[("constant", "seen")]["scores"]["mse_all_steps"]["mean"]
+    # It is the reference of skill_mse, so its skill is exactly 0 on every split.
+    for split in SPLITS:
+        assert got[("mean-trajectory", split)]["scores"]["skill_mse"]["mean"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_table_output(synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,20 +137,26 @@ def test_table_output(synthetic_dir: Path, tmp_path: Path, capsys: pytest.Captur
 
 
 class _Spy:
-    """Records what it is given; predicts by replaying the mean delta (uses fit data only)."""
-
-    seen: list[object] = []
+    """Records what it is given (pickled into $SPY_DIR, from its worker process); predicts by
+    replaying the mean delta (uses fit data only)."""
 
     def __init__(self, config: object) -> None:
         self.config = config
 
+    def _record(self, obj: object) -> None:
+        import pickle
+        import uuid
+
+        if "SPY_DIR" in os.environ:
+            (Path(os.environ["SPY_DIR"]) / f"{uuid.uuid4().hex}.pkl").write_bytes(pickle.dumps(obj))
+
     def fit(self, data: FitData) -> _Spy:
-        _Spy.seen.append(data)
+        self._record(data)
         self.delta_ = (data.values - data.values[:, :, :1]).mean((0, 1))
         return self
 
     def simulate(self, query: Query) -> np.ndarray:
-        _Spy.seen.append(query)
+        self._record(query)
         return query.initial[:, :, None] + self.delta_[None, None, :]
 
 
@@ -156,9 +167,14 @@ def _spy_context() -> Context:
     return ctx
 
 
-def test_nothing_leaks_from_evaluation_runs(synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path) -> None:
+def test_nothing_leaks_from_evaluation_runs(synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
     bench = synthetic[0]
     ctx = _spy_context()
+    spy_dir = tmp_path / "spy"
+    spy_dir.mkdir()
+    monkeypatch.setenv("SPY_DIR", str(spy_dir))
     preds = {}
     for tag, b in (("clean", bench), ("corrupt", corrupt_evaluation(bench))):
         ref = BenchmarkRef(b.id, "", lambda b=b: b)
@@ -167,20 +183,23 @@ def test_nothing_leaks_from_evaluation_runs(synthetic: tuple[Benchmark, Syntheti
         assert {r.status for r in results} <= {"ok", "n/a"}, [r.error for r in results if r.status == "failed"]
         ok = [r for r in results if r.status == "ok"]
         assert {r.method for r in ok} >= {"spy", "constant", "mean-trajectory"}
-        preds[tag] = {(r.method, r.split): np.load(tmp_path / tag / "synthetic__ft__simfluence__toy" / "loss" / r.split / f"{r.method}.npz")["pred"] for r in ok}
+        preds[tag] = {(r.method, r.split): np.load(result_path(tmp_path / tag, r.benchmark, r.trajectory, r.split, r.method, r.seed).with_suffix(".npz"))["pred"] for r in ok}
     # Every registered method predicts the same whatever the evaluation runs hold after step 0.
     for key, p in preds["clean"].items():
         np.testing.assert_array_equal(p, preds["corrupt"][key], err_msg=str(key))
-    fits = [d for d in _Spy.seen if isinstance(d, FitData)]
-    queries = [q for q in _Spy.seen if isinstance(q, Query)]
+    seen = [pickle.loads(f.read_bytes()) for f in spy_dir.iterdir()]
+    fits = [d for d in seen if isinstance(d, FitData)]
+    queries = [q for q in seen if isinstance(q, Query)]
+    assert len(fits) == 4 and len(queries) == 8  # two fits (all-test, withheld-test) x two benchmarks; four splits each
     heldout = set(bench.split.heldout_test_ids)
     for data in fits:
         assert set(data.runs.names) == set(bench.split.fit_runs)
         assert set(data.validation.names) == set(bench.split.validation_runs)
-        assert not heldout & set(data.test.ids.tolist())
+        withheld = not heldout & set(data.test.ids.tolist())
+        assert withheld or set(data.test.ids.tolist()) == set(bench.test.ids.tolist())  # the other fit sees every test example
     for q in queries:
         assert not set(q.runs.names) & set(bench.split.fit_runs)
-        assert {f.name for f in dataclasses.fields(q)} == {"metric", "runs", "test", "initial", "train", "seed"}
+        assert {f.name for f in dataclasses.fields(q)} == {"trajectory", "runs", "test", "initial", "train", "seed"}
         assert q.initial.shape == q.shape[:2]
 
 
@@ -215,16 +234,47 @@ def test_results_are_reused_and_force_recomputes(synthetic_dir: Path, tmp_path: 
     assert all(os.stat(f).st_mtime_ns != s for f, s in zip(files, stamps))
 
 
-def test_interrupted_run_resumes_where_it_stopped(synthetic_dir: Path, tmp_path: Path, bad_plugin: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sigterm_stops_the_workers_and_a_rerun_resumes(synthetic_dir: Path, tmp_path: Path, bad_plugin: str) -> None:
+    import signal
+    import subprocess
+    import time
+
     out = tmp_path / "res"
-    argv = ["run", "--benchmark", str(synthetic_dir), "--out", str(out), "-p", bad_plugin, "--no-progress", "--method", "interrupt"]
-    assert main(argv) == 130
-    assert "rerun the same command to resume" in capsys.readouterr().err
-    done = {r.split for r in read_results(out)}
-    assert done == {"seen", "unseen-train"}  # saved before the interruption
+    argv = [sys.executable, "-m", "tdabench.cli", "run", "--benchmark", str(synthetic_dir), "--out", str(out), "-p", bad_plugin,
+            "--no-progress", "--method", "slow"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # the plugin module's folder is on sys.path
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.rglob("seed-0.json"))) < 2:  # seen and unseen-train are written first
+        time.sleep(0.2)
+    children = _children(proc.pid)
+    assert children, "the run has no worker process"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert time.monotonic() - t0 < 10
+    time.sleep(0.5)
+    assert not [p for p in children if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+    done = {r.split: r for r in read_results(out) if r.status == "ok"}
+    assert set(done) == {"seen", "unseen-train"}  # saved before the stop
     stamps = {f: os.stat(f).st_mtime_ns for f in out.rglob("*.json")}
-    assert main(argv) == 130  # the same cell interrupts again, but the finished ones are reused
-    assert {f: os.stat(f).st_mtime_ns for f in stamps} == stamps
+    assert main(["run", "--benchmark", str(synthetic_dir), "--out", str(out), "-p", bad_plugin, "--no-progress", "--method", "slow",
+                 "--split", "seen", "--split", "unseen-train"]) == 0
+    assert {f: os.stat(f).st_mtime_ns for f in stamps} == stamps  # the finished cells are reused
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant process of ``pid`` (Linux /proc)."""
+    kids: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids + [g for k in kids for g in _children(k)]
 
 
 def test_capabilities_give_reasoned_na(synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path) -> None:
@@ -233,13 +283,13 @@ def test_capabilities_give_reasoned_na(synthetic: tuple[Benchmark, SyntheticTrut
     ns = SimpleNamespace(tdabench_methods=hookimpl(lambda: [limited]))
     ctx.registry.register(ns, "limited-plugin")
     bench = synthetic[0]
-    plan = RunPlan((BenchmarkRef(bench.id, "", lambda: bench),), tuple(choose_methods(ctx, ["limited"])), tmp_path, metrics=("loss", "bleu", "rouge9"), progress=False)
+    plan = RunPlan((BenchmarkRef(bench.id, "", lambda: bench),), tuple(choose_methods(ctx, ["limited"])), tmp_path, trajectories=("loss", "bleu", "rouge2"), progress=False)
     res = {(r.metric, r.split): r for r in execute(ctx, plan)}
     assert res[("loss", "seen")].status == "ok"
     assert res[("loss", "unseen-test")].reason == "the method cannot predict test examples it was not fitted on"
     assert res[("loss", "unseen-train")].reason == "the method cannot use training examples it was not fitted on"
     assert res[("bleu", "seen")].reason == "the method handles loss trajectories only, not bleu"
-    assert res[("rouge9", "seen")].reason == "the benchmark records no 'rouge9' trajectories"
+    assert res[("rouge2", "seen")].reason == "the benchmark records no 'rouge2' trajectories"
     assert all(r.status == "n/a" and not r.metrics for k, r in res.items() if k != ("loss", "seen"))
 
 

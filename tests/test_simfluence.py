@@ -25,8 +25,8 @@ VARIANTS = {"linear": sf.SimfluenceLinear, "additive": sf.SimfluenceAdditive, "m
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _fit(bench: Benchmark, metric: str = "loss") -> FitData:
-    return fit_data(bench, metric, seed=0, with_model=False, cache_dir=None, device="cpu")
+def _fit(bench: Benchmark, metric: str = "loss", fit: str = "all-test") -> FitData:
+    return fit_data(bench, metric, fit=fit, seed=0, with_model=False, cache_dir=None, device="cpu")
 
 
 def _batches(ids: np.ndarray, steps: np.ndarray) -> RunBatches:
@@ -218,7 +218,7 @@ def test_recovers_factors_and_reaches_the_noise_floor(recovery: tuple[Benchmark,
 def test_scale_equivariance_for_metric_trajectories(synthetic: tuple[Benchmark, SyntheticTruth]) -> None:
     """Multiplying the metric by 100 leaves A and lambda alone and multiplies B by 100."""
     data = _fit(synthetic[0])
-    scaled = dataclasses.replace(data, metric="bleu", values=data.values * 100, validation_values=data.validation_values * 100)
+    scaled = dataclasses.replace(data, trajectory="bleu", values=data.values * 100, validation_values=data.validation_values * 100)
     for cls in VARIANTS.values():
         a = cls(sf.SimfluenceConfig()).fit(data)
         b = cls(sf.SimfluenceConfig()).fit(scaled)
@@ -313,7 +313,7 @@ def test_batch_of_unseen_examples_keeps_the_value(variant: str, synthetic: tuple
 
 def test_rejects_unfitted_test_examples(synthetic: tuple[Benchmark, SyntheticTruth]) -> None:
     bench = synthetic[0]
-    model = sf.SimfluenceLinear(sf.SimfluenceConfig()).fit(_fit(bench))
+    model = sf.SimfluenceLinear(sf.SimfluenceConfig()).fit(_fit(bench, fit="withheld-test"))
     view = split_view(bench, "unseen-test", "loss", seed=0)
     with pytest.raises(ValueError, match="not fitted on"):
         model.simulate(view.query)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tdabench.helpers import MeanChange
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import Capabilities, FitData, MethodSpec, NoConfig, Query
 
@@ -39,17 +40,11 @@ class MeanTrajectory:
     config: NoConfig
 
     def fit(self, data: FitData) -> MeanTrajectory:
-        delta = data.values - data.values[:, :, :1]  # [R, n, K]
-        self.test_ids_ = data.test.ids.copy()
-        self.delta_ = delta.mean(axis=0)  # [n, K]
-        self.pooled_ = self.delta_.mean(axis=0)  # [K], for unseen test examples
+        self.mean_ = MeanChange.fit(data)
         return self
 
     def simulate(self, query: Query) -> np.ndarray:
-        pos = np.searchsorted(self.test_ids_, query.test.ids).clip(max=len(self.test_ids_) - 1)
-        known = self.test_ids_[pos] == query.test.ids
-        delta = np.where(known[:, None], self.delta_[pos], self.pooled_[None, :])  # [n, K]
-        return query.initial[:, :, None] + delta[None, :, :]
+        return self.mean_.predict(query)
 
 
 @hookimpl
@@ -60,12 +55,14 @@ def tdabench_methods() -> list[MethodSpec]:
             name="constant",
             factory=Constant,
             capabilities=Capabilities(unseen_test=True, unseen_train=True),
+            version="1",
             summary="initial value held at every step",
         ),
         MethodSpec(
             name="mean-trajectory",
             factory=MeanTrajectory,
             capabilities=Capabilities(unseen_test=True, unseen_train=True),
+            version="1",
             summary="per-test-example mean change over the fit runs, from the initial value",
         ),
     ]

@@ -9,8 +9,11 @@ writing every result.
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from tdabench import __version__
 from tdabench.cli import leaderboard, listing, record, run
@@ -29,9 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: workers are ended, finished cells kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tdabench`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["tdabench", *argv])
+    previous = signal.signal(signal.SIGTERM, _interrupt) or signal.SIG_DFL
     try:
         return int(args.func(args))
     except TDABenchError as exc:
@@ -40,3 +50,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tdabench: interrupted; finished cells are saved, rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

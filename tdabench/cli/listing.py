@@ -7,8 +7,8 @@ import sys
 
 from tdabench.cli.common import add_data_flags, context_from
 from tdabench.config import describe_options
-from tdabench.data import SPLITS
-from tdabench.metrics import describe_metrics
+from tdabench.data import SPLITS, TRAJECTORIES
+from tdabench.scores import describe_scores
 
 WHAT = ("methods", "benchmarks", "scores", "metrics", "trajectories", "splits")
 
@@ -39,7 +39,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             mark = " (default)" if ref.default else ""
             print(f"{bid:40s} {ref.description}{mark}  from {ref.origin}")
     elif args.what in ("scores", "metrics"):
-        for name, text in describe_metrics().items():
+        for name, text in describe_scores().items():
+            print(f"{name:16s} {text}")
+    elif args.what == "trajectories":
+        for name, text in TRAJECTORIES.items():
             print(f"{name:16s} {text}")
     else:
         for name in SPLITS:

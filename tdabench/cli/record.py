@@ -89,7 +89,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.no_progress:
         quiet_libraries()
     spec = spec_from_args(args)
-    executor = make_executor(args.executor, args.jobs, args.ray_address)
+    executor = make_executor(args.executor, args.jobs, args.ray_address, isolate=False, timeout=args.timeout)
     out = record(spec, Path(args.out), device=args.device, progress=not args.no_progress, executor=executor)
     print(f"recorded {spec.runs} runs (+ unseen-train runs) to {out}/; evaluate with: tdabench run --benchmark {out}")
     return 0

@@ -13,6 +13,7 @@ from tdabench.executors import add_executor_arguments, make_executor
 from tdabench.report import results_document, results_table
 from tdabench.runner import RunPlan, choose_methods, execute
 from tdabench.sources import resolve_benchmarks
+from tdabench.views import check_split_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -38,26 +39,33 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``tdabench run``: exit 0, or 1 when a cell failed (every result is written first)."""
+    """``tdabench run``: exit 0, or 1 when a cell failed or a benchmark could not be loaded
+    (every result that could be computed is written first)."""
     ctx = context_from(args)
     plan = RunPlan(
         benchmarks=tuple(resolve_benchmarks(ctx, args.benchmark)),
         methods=tuple(choose_methods(ctx, args.method, args.config)),
         out=Path(args.out),
-        splits=tuple(dict.fromkeys(args.split)) or SPLITS,
-        metrics=tuple(dict.fromkeys(args.trajectory)) or ("loss",),
+        splits=tuple(dict.fromkeys(check_split_name(s) for s in args.split)) or SPLITS,
+        trajectories=tuple(dict.fromkeys(args.trajectory)) or ("loss",),
         force=args.force,
         progress=ctx.progress,
+        command=args.command_line,
     )
-    results = execute(ctx, plan, make_executor(args.executor, args.jobs, args.ray_address))
+    results = execute(ctx, plan, make_executor(args.executor, args.jobs, args.ray_address, timeout=args.timeout))
     if args.json:
         json.dump(results_document(results), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print(results_table(results))
         print(f"\nresults written to {plan.out}/")
+    for path in results.replaced:
+        print(f"tdabench: recomputed {path}: it was unreadable", file=sys.stderr)
+    n_a = sum(r.status == "n/a" for r in results)
+    print(f"tdabench: {results.computed} cell(s) computed, {results.reused} reused, {n_a} n/a", file=sys.stderr)
+    for line in results.broken:
+        print(f"tdabench: error: benchmark {line}", file=sys.stderr)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         print(f"tdabench: {len(failed)} cell(s) failed: " + "; ".join(f"{r.method} on {r.benchmark}/{r.split}" for r in failed[:5]), file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or results.broken else 0

@@ -1,8 +1,13 @@
-"""JSON Lines reading with errors that name the file and line, and atomic writing."""
+"""Strict JSON and JSON Lines reading with one-line errors naming the file and line, and atomic writing.
+
+Numbers are numbers: a string or a boolean where a number belongs, a float where an integer
+belongs, or an integer outside int64 is an error that says what was found and what was expected.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -11,35 +16,96 @@ from typing import Any
 
 from tdabench.errors import DataError
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _decode(data: bytes, path: Path, line: int | None) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not valid UTF-8 text (byte {exc.start + 1} of the line is {data[exc.start]:#04x})" if line
+                        else f"not valid UTF-8 text (byte {exc.start + 1} is {data[exc.start]:#04x})", line=line) from None
+
+
+def _loads(text: str, path: Path, line: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f" at column {exc.colno}" if line is not None else ""
+        raise DataError(path, f"malformed JSON ({exc.msg}{where})", line=line if line is not None else exc.lineno) from None
+    except RecursionError:
+        raise DataError(path, "JSON nested too deeply", line=line) from None
+    except ValueError as exc:  # e.g. an integer literal too long to convert
+        raise DataError(path, f"malformed JSON ({exc})", line=line) from None
+
+
+def load_json_text(raw: bytes, path: Path) -> Any:
+    """A whole JSON document from ``raw`` bytes of ``path``."""
+    return _loads(_decode(raw, path, None), path, None)
+
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line; bad JSON is a DataError."""
+    """Yield ``(line_number, object)`` for each non-blank line; any bad line is a DataError."""
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, "rb")
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror})") from None
     with fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, raw in enumerate(fh, start=1):
+            line = _decode(raw, path, lineno)
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", line=lineno) from None
+            obj = _loads(line, path, lineno)
             if not isinstance(obj, dict):
                 raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line=lineno)
             yield lineno, obj
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, str):
+        return f"a string ({json.dumps(value)[:40]})"
+    if isinstance(value, float):
+        return f"a float ({value!r})"
+    if value is None:
+        return "null"
+    return f"{value!r}"[:60]
+
+
 def require(obj: dict[str, Any], key: str, typ: type | tuple[type, ...], path: Path, line: int) -> Any:
-    """``obj[key]``, checked to be present and of type ``typ``."""
+    """``obj[key]``, checked to be present and of type ``typ`` (a boolean is never an int)."""
     if key not in obj:
         raise DataError(path, "missing", line=line, field=key)
     value = obj[key]
     if isinstance(value, bool) or not isinstance(value, typ):
         names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
-        raise DataError(path, f"expected {names}, got {value!r}", line=line, field=key)
+        raise DataError(path, f"expected {names}, got {_kind(value)}", line=line, field=key)
     return value
+
+
+def check_int(value: Any, path: Path, line: int, field: str, *, lo: int = INT64[0], hi: int = INT64[1]) -> int:
+    """``value`` as an int within ``[lo, hi]`` (int64 by default); anything else is a DataError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(path, f"expected an integer, got {_kind(value)}", line=line, field=field)
+    if not lo <= value <= hi:
+        bound = f">= {lo}" if value < lo else f"<= {hi}"
+        raise DataError(path, f"expected an integer {bound}, got {value}", line=line, field=field)
+    return value
+
+
+def check_number(value: Any, path: Path, line: int, field: str, *, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """``value`` as a finite number within ``[lo, hi]``; strings, booleans and null are DataErrors."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(path, f"expected a number, got {_kind(value)}", line=line, field=field)
+    x = float(value)
+    if not math.isfinite(x):
+        raise DataError(path, f"expected a finite number, got {value!r}", line=line, field=field)
+    if not lo <= x <= hi:
+        raise DataError(path, f"expected a number between {lo:g} and {hi:g}, got {value!r}", line=line, field=field)
+    return x
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -48,9 +114,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` via a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write ``data`` via a temp file in the same directory, fsync, then rename over ``path``.
+
+    The temp file's name carries this process's id, so a later run can remove what a killed
+    one left behind (:func:`tdabench.tempfiles.sweep`).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -16,10 +16,12 @@ from scipy.stats import rankdata
 from tdabench.data import SPLITS
 from tdabench.leaderboard.collect import Entry, group_of
 from tdabench.leaderboard.fmt import display
-from tdabench.report import TABLE_METRICS, generalization_gaps
+from tdabench.report import generalization_gaps
+from tdabench.scores import spec as score_spec
 from tdabench.results import CellResult
 
 RANK_METRIC = "mse_all_steps"
+TABLE_SCORES = ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")
 _STATUS_ORDER = {"ok": 0, "n/a": 1, "failed": 2}
 
 
@@ -69,7 +71,7 @@ def _attr(name: str) -> Callable[[Row], float | None]:
 
 
 COLUMNS: tuple[Column, ...] = (
-    *(Column(m, m, "max" if m.startswith("spearman") else "min", _score(m), "score") for m in TABLE_METRICS),
+    *(Column(m, m, score_spec(m).better, _score(m), "score") for m in TABLE_SCORES),
     Column("gap_mse", "gap (Δ mse)", "min", _gap, "gap"),
     Column("fit_s", "fit s", "min", _attr("fit_s"), "cost"),
     Column("simulate_s", "simulate s", "min", _attr("simulate_s"), "cost"),

@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tdabench.errors import DataError, TDABenchError
-from tdabench.report import TABLE_METRICS
 from tdabench.results import SCHEMA_VERSION, CellResult
 
 CellId = tuple[str, str, str, str]  # (benchmark, metric, split, method)
@@ -89,7 +88,7 @@ def read_entry(path: Path) -> Entry:
         raise DataError(path, f"result schema version {version!r} is {age} than this tdabench's ({SCHEMA_VERSION}); refusing to mix it in: {fix}", field="schema_version")
     result = CellResult.from_dict(obj, str(path))
     if result.status == "ok":
-        missing = [m for m in TABLE_METRICS if m not in result.metrics]
+        missing = [m for m in ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps") if m not in result.metrics]
         if missing:
             raise DataError(path, f"an 'ok' result lacks metric {missing[0]!r}", field="metrics")
     elif result.status == "n/a" and not result.reason:
@@ -101,7 +100,7 @@ def read_entry(path: Path) -> Entry:
 
 def _created(entry: Entry) -> datetime:
     """When a result was written; results without a valid time count as oldest."""
-    raw = entry.result.provenance.get("created")
+    raw = entry.result.provenance.created
     try:
         t = datetime.fromisoformat(str(raw))
     except ValueError:

@@ -11,7 +11,7 @@ from typing import Any
 from tdabench.leaderboard.aggregate import COLUMNS, RANK_METRIC, Row, Table
 from tdabench.leaderboard.model import Leaderboard
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES
-from tdabench.metrics import METRIC_NAMES
+from tdabench.scores import SCORE_NAMES as METRIC_NAMES
 
 JSON_SCHEMA = "tdabench.leaderboard/1"
 

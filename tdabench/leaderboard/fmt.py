@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tdabench.metrics import Score
+from tdabench.scores import Score
 
 
 def num(x: float | None, sig: int = 4) -> str:

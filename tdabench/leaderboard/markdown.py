@@ -120,8 +120,8 @@ def _issues(lb: Leaderboard) -> str:
         out.append("## Duplicate results (the newest is kept)\n")
         rows = []
         for d in lb.collection.duplicates:
-            dropped = "; ".join(f"`{e.path.as_posix()}` ({e.result.provenance.get('created')})" for e in d.dropped)
-            rows.append([esc(" / ".join(d.cell)), f"`{d.kept.path.as_posix()}` ({d.kept.result.provenance.get('created')})", esc(dropped)])
+            dropped = "; ".join(f"`{e.path.as_posix()}` ({e.result.provenance.created})" for e in d.dropped)
+            rows.append([esc(" / ".join(d.cell)), f"`{d.kept.path.as_posix()}` ({d.kept.result.provenance.created})", esc(dropped)])
         out.append(md_table(["benchmark / metric / split / method", "kept", "dropped"], rows))
     return "\n".join(out)
 

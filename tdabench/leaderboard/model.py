@@ -17,7 +17,7 @@ from tdabench.leaderboard.aggregate import RANK_METRIC, MeanRank, Table, build_t
 from tdabench.leaderboard.collect import Collection, model_size
 from tdabench.leaderboard.published import Ordering, orderings
 from tdabench.leaderboard.samples import Samples, TruthSource, sample_trajectories
-from tdabench.results import _cpu_count, git_revision
+from tdabench.results import cpu_count, git_revision
 
 ALL = "all"
 
@@ -72,22 +72,22 @@ class Leaderboard:
 
 def _provenance(coll: Collection, command: str, now: datetime | None) -> Provenance:
     now = now or datetime.now(timezone.utc)
-    prov = [e.result.provenance for e in coll.entries]
-    versions = sorted({str((p.get("versions") or {}).get("tdabench")) for p in prov if p})
-    created = sorted(str(p["created"]) for p in prov if p.get("created"))
+    prov = [e.result.provenance for e in coll.entries if e.result.provenance.created]
+    versions = sorted({str(p.versions.get("tdabench")) for p in prov})
+    created = sorted(p.created for p in prov)
     hashes: dict[str, set[str]] = {}
     for e in coll.entries:
         hashes.setdefault(e.result.benchmark, set()).add(e.result.data_hash)
-    machine = f"{platform.system()} {platform.machine()}, {_cpu_count()} CPUs"
+    machine = f"{platform.system()} {platform.machine()}, {cpu_count()} CPUs"
     return Provenance(
         command=command,
         generated=f"Generated on {now.isoformat(timespec='seconds')} by tdabench {__version__} (git {git_revision() or 'unknown'}) on {machine}",
         n_files=coll.n_files,
         digest=coll.digest,
         versions=tuple(versions),
-        gits=tuple(sorted({str(p.get("git")) for p in prov if p})),
-        machines=tuple(sorted({str(p.get("machine")) for p in prov if p})),
-        commands=tuple(sorted({str(p.get("command")) for p in prov if p})),
+        gits=tuple(sorted({str(p.git) for p in prov})),
+        machines=tuple(sorted({str(p.machine) for p in prov})),
+        commands=tuple(sorted({str(p.command) for p in prov})),
         created=(created[0], created[-1]) if created else None,
         data_hashes={b: tuple(sorted(h)) for b, h in sorted(hashes.items())},
     )

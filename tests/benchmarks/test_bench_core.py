@@ -13,7 +13,7 @@ import pytest
 
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.formats.gptdynamics_write import write_benchmark
-from tdabench.metrics import score
+from tdabench.scores import score
 from tdabench.synthetic import simfluence_benchmark
 
 

@@ -16,7 +16,8 @@ import pytest
 from torchthreads import one_thread
 
 from tdabench.context import Context
-from tdabench.executors import ProcessExecutor, RayExecutor, SerialExecutor
+from tdabench.executors import RayExecutor, SerialExecutor
+from tdabench.pool import WorkerPool
 from tdabench.runner import RunPlan, choose_methods, execute
 from tdabench.sources import resolve_benchmarks
 
@@ -57,7 +58,7 @@ def test_parallel_speedup(benchmark, grid: tuple[Context, list, list], tmp_path:
     serial = _timed(ctx, refs, methods, tmp_path / "serial", SerialExecutor())
     with one_thread():
         serial_1 = _timed(ctx, refs, methods, tmp_path / "serial1", SerialExecutor())
-    jobs = _timed(ctx, refs, methods, tmp_path / "jobs", ProcessExecutor(2))
+    jobs = _timed(ctx, refs, methods, tmp_path / "jobs", WorkerPool(2))
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="ray-"), log_to_driver=False)
     startup = time.perf_counter() - t0
@@ -93,7 +94,7 @@ def test_record_parallel_speedup(benchmark, tmp_path: Path) -> None:  # noqa: AN
     threads = torch.get_num_threads()
     with one_thread():
         serial_1 = _timed_record(tmp_path / "serial1", SerialExecutor())
-    jobs = _timed_record(tmp_path / "jobs", ProcessExecutor(2))
+    jobs = _timed_record(tmp_path / "jobs", WorkerPool(2))
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="ray-"), log_to_driver=False)
     startup = time.perf_counter() - t0

@@ -87,7 +87,7 @@ def test_bank_recording_time(benchmark: object, tmp_path: object) -> None:
     import sys
     from pathlib import Path
 
-    from tdabench.executors import ProcessExecutor
+    from tdabench.pool import WorkerPool
     from tdabench.recorder.record import record
 
     path = Path(__file__).resolve().parents[2] / "scripts" / "record_bank.py"
@@ -101,7 +101,7 @@ def test_bank_recording_time(benchmark: object, tmp_path: object) -> None:
         for e in bank.BANK:
             t0 = time.perf_counter()
             record(dataclasses.replace(bank.spec_of(e), runs=2, unseen_runs=0), Path(str(tmp_path)) / e.name,
-                   progress=False, executor=ProcessExecutor(2))
+                   progress=False, executor=WorkerPool(2))
             per_entry[e.name] = time.perf_counter() - t0
 
     benchmark.pedantic(record_all, rounds=1, iterations=1)  # type: ignore[attr-defined]

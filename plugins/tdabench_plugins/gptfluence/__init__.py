@@ -26,6 +26,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=GPTfluence,
             config_cls=GPTfluenceConfig,
             capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True),
+            version="1",
             summary="GPTfluence: featurized simulator, factors from frozen text-encoder features (Chai et al. 2024)",
         )
     ]

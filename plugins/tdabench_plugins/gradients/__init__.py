@@ -31,6 +31,10 @@ CAPABILITIES = Capabilities(
 )
 
 
+#: The version of every gradient method (they share their code): bump it when their numbers change.
+VERSION = "1"
+
+
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
     """TracIn-CP, Grad-Dot and influence functions, raw and calibrated."""
@@ -42,7 +46,8 @@ def tdabench_methods() -> list[MethodSpec]:
     out = []
     for name, cls, summary in specs:
         raw_cfg, cal_cfg = (InfluenceConfig, CalibratedInfluenceConfig) if cls is Influence else (GradientConfig, CalibratedGradientConfig)
-        out.append(MethodSpec(name=name, factory=cls, config_cls=raw_cfg, capabilities=CAPABILITIES, summary=summary + " (raw scale)"))
+        out.append(MethodSpec(name=name, factory=cls, config_cls=raw_cfg, capabilities=CAPABILITIES, version=VERSION,
+                              summary=summary + " (raw scale)"))
         out.append(MethodSpec(name=f"{name}-calibrated", factory=cls, config_cls=cal_cfg, capabilities=CAPABILITIES,
-                              summary=summary + " (one least-squares scale on the fit runs)"))
+                              version=VERSION, summary=summary + " (one least-squares scale on the fit runs)"))
     return out

@@ -32,6 +32,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=SimfluenceLinear,
             config_cls=SimfluenceConfig,
             capabilities=_CAPS,
+            version="1",
             summary="Simfluence-Linear: y_t = (sum A) y_{t-1} + sum B, ridge-fitted per pair",
         ),
         MethodSpec(
@@ -39,6 +40,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=SimfluenceAdditive,
             config_cls=SimfluenceConfig,
             capabilities=_CAPS,
+            version="1",
             summary="Simfluence additive: y_t = y_{t-1} + sum B",
         ),
         MethodSpec(
@@ -46,6 +48,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=SimfluenceMultiplicative,
             config_cls=SimfluenceConfig,
             capabilities=_CAPS,
+            version="1",
             summary="Simfluence multiplicative: y_t = (sum A) y_{t-1}",
         ),
     ]

@@ -1,0 +1,214 @@
+"""A pool of long-lived worker processes: the local executor of units and of recording runs.
+
+Each worker is a separate process (forked from a clean server process, or spawned), so a job
+runs in memory that holds only what was sent to it. The parent keeps at most one job in
+flight per worker and controls every worker's life:
+
+* a job that raises, even ``SystemExit``, is reported with its error; the worker goes on;
+* a worker that dies (a crash, ``os._exit``, the OOM killer) loses only its own job, which is
+  reported, and a fresh worker takes its place;
+* a job running past ``timeout`` seconds has its worker killed and is reported as timed out;
+* when the parent stops (an error, Ctrl-C, SIGTERM) every worker is ended within seconds, and
+  a worker whose parent was killed outright dies with it (Linux: ``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+#: Modules the fork server imports once, so that each worker starts in milliseconds.
+PRELOAD = ["tdabench.worker"]
+STOP_GRACE_S = 2.0
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def reason(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _serve(conn: Connection, threads: int) -> None:
+    """A worker's loop: take the parent's environment, then receive shared inputs and jobs,
+    run them, and send results back."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when work stops
+    try:
+        _, environ, path = conn.recv()
+    except (EOFError, OSError):
+        return
+    # A fork server keeps the environment and sys.path it started with; a worker takes the
+    # parent's as they are now (a plugin found through -p, a cache directory set since).
+    os.environ.clear()
+    os.environ.update(environ)
+    sys.path[:] = path
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # a method-free grid needs no torch
+        pass
+    shared: dict[int, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "stop":
+            return
+        if msg[0] == "shared":
+            shared[msg[1]] = msg[2]
+            continue
+        _, fn, arg, index = msg
+        try:
+            value = fn(arg, shared.get(index))
+            if isinstance(value, Iterator):  # a generator job streams its parts as they come
+                for part in value:
+                    conn.send(("part", part))
+                value = None
+            reply: tuple[str, Any] = ("ok", value)
+        except BaseException as exc:  # noqa: BLE001 - a job's SystemExit is the job's error, not the worker's end
+            reply = ("error", reason(exc))
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an unpicklable result
+            conn.send(("error", f"the result could not be sent back: {reason(exc)}"))
+
+
+def _context() -> Any:
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    job: int | None = None
+    started: float = 0.0
+    shared_sent: set[int] = field(default_factory=set)
+
+
+@dataclass
+class WorkerPool:
+    """``jobs`` worker processes; ``timeout`` seconds per job (None: no limit).
+
+    Implements :class:`tdabench.executors.Executor`; ``jobs`` may be a lazy iterable, consumed
+    one job at a time as workers free up, so inputs are built only when they are needed.
+    """
+
+    jobs: int = 1
+    timeout: float | None = None
+
+    def _spawn(self, ctx: Any, threads: int) -> _Worker:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child, threads), daemon=True)
+        proc.start()
+        child.close()
+        parent.send(("env", dict(os.environ), list(sys.path)))
+        return _Worker(proc, parent)
+
+    def map(self, fn: Callable[[Any, Any], Any], jobs: Iterable[Any], shared: Sequence[Any],
+            report: Callable[[int, Any, str | None, int], None], part: Callable[[int, Any], None] | None = None) -> None:
+        """Run every job (``Job`` objects: ``arg``, ``shared_index``), calling ``report`` as each
+        ends; a job whose function is a generator delivers each item to ``part`` on the way."""
+        ctx = _context()
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        source = iter(enumerate(jobs))
+        workers: list[_Worker] = []
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len([w for w in workers if w.job is not None]) < self.jobs:
+                    nxt = next(source, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    i, job = nxt
+                    idle = next((w for w in workers if w.job is None), None)
+                    if idle is None:
+                        idle = self._spawn(ctx, threads)
+                        workers.append(idle)
+                    k = job.shared_index if shared else -1
+                    if k >= 0 and k not in idle.shared_sent:
+                        idle.conn.send(("shared", k, shared[k]))
+                        idle.shared_sent.add(k)
+                    idle.conn.send(("job", fn, job.arg, k))
+                    idle.job, idle.started = i, time.monotonic()
+                busy = [w for w in workers if w.job is not None]
+                if not busy:
+                    if exhausted:
+                        return
+                    continue
+                wait_s = None
+                if self.timeout is not None:
+                    wait_s = max(0.0, min(w.started + self.timeout for w in busy) - time.monotonic())
+                ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=wait_s))
+                now = time.monotonic()
+                for w in busy:
+                    running = len([x for x in workers if x.job is not None]) - 1
+                    if w.conn in ready:
+                        try:
+                            status, value = w.conn.recv()
+                        except (EOFError, OSError):
+                            status, value = "lost", None
+                        if status == "part":
+                            if part is not None:
+                                part(w.job, value)  # type: ignore[arg-type]
+                            continue
+                        if status != "lost":
+                            i, w.job = w.job, None
+                            report(i, value if status == "ok" else None, None if status == "ok" else str(value), running)
+                            continue
+                    if w.conn in ready or w.process.sentinel in ready:
+                        i = w.job
+                        self._retire(w, workers)
+                        code = w.process.exitcode
+                        report(i, None, f"worker lost (exit code {code})", running)  # type: ignore[arg-type]
+                    elif self.timeout is not None and now - w.started >= self.timeout:
+                        i = w.job
+                        self._retire(w, workers)
+                        report(i, None, f"timed out after {self.timeout:g} s (--timeout)", running)  # type: ignore[arg-type]
+        finally:
+            for w in workers:
+                try:
+                    w.conn.send(("stop",))
+                except (OSError, ValueError):
+                    pass
+            deadline = time.monotonic() + STOP_GRACE_S
+            for w in workers:
+                w.process.join(max(0.0, deadline - time.monotonic()) if w.job is None else 0.0)
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join(STOP_GRACE_S)
+                w.conn.close()
+
+    @staticmethod
+    def _retire(w: _Worker, workers: list[_Worker]) -> None:
+        """End a worker (dead or overdue) and drop it; a fresh one is spawned when needed."""
+        if w.process.is_alive():
+            w.process.kill()
+        w.process.join(STOP_GRACE_S)
+        w.conn.close()
+        workers.remove(w)
