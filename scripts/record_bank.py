@@ -79,7 +79,7 @@ CF_BANK: tuple[Entry, ...] = (
           design=DesignSpec("mixture", alpha=0.7), question="what if the task mixture were different?", **_CF),
     Entry("cf-it-neox-4m-mixture", "builtin/cf/it/neox-4m/mixture-dirichlet", "neox-4m", "mixture", 3e-4,
           design=DesignSpec("mixture", alpha=0.7), question="what if the task mixture were different?", **_CF),
-    Entry("cf-ft-neox-1m-sentiment-drop", "builtin/cf/ft/neox-1m/sentiment-drop-group", "neox-1m", "sentiment", 1e-3,
+    Entry("cf-ft-neox-1m-sentiment-drop", "builtin/cf/ft/neox-1m/sentiment-drop-group", "neox-1m", "sentiment", 1e-3, default=True,
           design=DesignSpec("drop-group"), question="what if one label-and-template group were left out?", **_CF),
     Entry("cf-ft-neox-1m-sentiment-dup", "builtin/cf/ft/neox-1m/sentiment-duplicate", "neox-1m", "sentiment", 1e-3,
           design=DesignSpec("duplicate", k=16, m=4), question="what if 16 examples of one group were repeated 4 times?", **_CF),
@@ -111,10 +111,40 @@ def spec_of(e: Entry) -> RecordSpec:
                       unseen_runs=e.unseen_runs, metric_every=e.metric_every, test_set=e.test_set)
 
 
+def _with_groups(root: Path, e: Entry) -> None:
+    """Add a mixture's test groups (its tasks) to a manifest recorded before the recorder wrote them."""
+    from tdabench.formats.manifest import MANIFEST
+    from tdabench.recorder.tasks import load_task
+
+    obj = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    if e.task == "mixture" and "test_groups" not in obj:
+        test_ids = set(json.loads(line)["id"] for line in (root / "runs").rglob("all_loss_trajectory.out").__next__().open())
+        groups = {g: [i for i in ids if i in test_ids] for g, ids in load_task("mixture").test_groups().items()}
+        obj["test_groups"] = {g: ids for g, ids in groups.items() if ids}
+        (root / MANIFEST).write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
+
+
+def headroom_of(bench: object) -> dict[str, float | None]:
+    """The seen split's headroom: the mean trajectory of the fit runs against holding the value."""
+    from tdabench.helpers import MeanChange
+    from tdabench.scores import headroom
+    from tdabench.views import fit_data, split_view
+
+    view = split_view(bench, "seen", "loss", seed=0)  # type: ignore[arg-type]
+    mean = MeanChange.fit(fit_data(bench, "loss", seed=0, with_model=False, cache_dir=None, device="cpu"))  # type: ignore[arg-type]
+    return {k: (round(v, 6) if v is not None else None) for k, v in headroom(view.truth, mean.predict(view.query)).items()}
+
+
+def tier_of(e: Entry) -> str:
+    """uniform, cf or mislabel."""
+    return "cf" if e in CF_BANK else "mislabel" if e in MISLABEL_BANK else "uniform"
+
+
 def pack_entry(e: Entry, root: Path) -> None:
     """Pack a finished recording and update the index."""
     from tdabench.formats.gptdynamics_load import load_benchmarks
 
+    _with_groups(root, e)
     bench = load_benchmarks(root)[0]
     archive = ARCHIVES / f"{e.name}.tar.xz"
     sha = pack(root, archive)
@@ -122,11 +152,14 @@ def pack_entry(e: Entry, root: Path) -> None:
     curves = np.stack([r.trajectories["loss"].values for r in bench.runs])
     entries = [x for x in read_index() if x["id"] != e.id]
     mine = {
-        "id": e.id, "archive": archive.name, "sha256": sha, "model": e.model, "task": e.task,
+        "id": e.id, "archive": archive.name, "sha256": sha, "model": e.model, "task": e.task, "tier": tier_of(e),
+        "design": e.design.name, "question": e.question,
         "description": bench.meta.description, "default": e.default, "n_runs": len(bench.runs),
+        "n_eval_runs": len(bench.split.eval_runs), "n_unseen_runs": len(bench.split.unseen_train_runs),
         "n_steps": int(bench.runs[0].n_steps), "n_test": int(loss.shape[0]), "metrics": list(bench.metrics),
         "content_hash": bench.content_hash, "mean_test_loss_start": round(float(curves[:, :, 0].mean()), 4),
         "mean_test_loss_end": round(float(curves[:, :, -1].mean()), 4), "archive_bytes": archive.stat().st_size,
+        "headroom": headroom_of(bench),
     }
     for metric in ("bleu", "rougeL"):
         if metric in bench.metrics:
@@ -136,7 +169,19 @@ def pack_entry(e: Entry, root: Path) -> None:
     order = [b.id for b in ALL_BANK]
     entries.sort(key=lambda x: order.index(x["id"]) if x["id"] in order else len(order))
     INDEX.write_text(json.dumps({"schema_version": 1, "benchmarks": entries}, indent=1) + "\n", encoding="utf-8")
-    print(f"packed {e.id}: {archive.stat().st_size / 1e6:.2f} MB, loss {mine['mean_test_loss_start']} -> {mine['mean_test_loss_end']}")
+    print(f"packed {e.id}: {archive.stat().st_size / 1e6:.2f} MB, loss {mine['mean_test_loss_start']} -> {mine['mean_test_loss_end']}, "
+          f"headroom {mine['headroom']}")
+
+
+def repack(e: Entry) -> None:
+    """Pack a shipped benchmark again from its own archive (to add what the packer now adds)."""
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(ARCHIVES / f"{e.name}.tar.xz", "r:xz") as tar:
+            tar.extractall(tmp, filter="data")
+        pack_entry(e, Path(tmp))
 
 
 def docs_table() -> str:
@@ -144,9 +189,9 @@ def docs_table() -> str:
     rows = ["| id | model | task | steps | runs (A + B) | test | metrics | test loss start -> end | BLEU / ROUGE-L start -> end | archive | content hash |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for e in read_index():
-        runs = e["n_runs"]
+        runs, unseen = e["n_runs"], e.get("n_unseen_runs", 3)
         rows.append(
-            f"| `{e['id']}`{' (default)' if e['default'] else ''} | {e['model']} | {e['task']} | {e['n_steps']} | {runs - 3} + 3 | "
+            f"| `{e['id']}`{' (default)' if e['default'] else ''} | {e['model']} | {e['task']} | {e['n_steps']} | {runs - unseen} + {unseen} | "
             f"{e['n_test']} | {', '.join(e['metrics'])} | {e['mean_test_loss_start']} -> {e['mean_test_loss_end']} | "
             + (f"{e['mean_bleu_start']} -> {e['mean_bleu_end']} / {e['mean_rougeL_start']} -> {e['mean_rougeL_end']} | " if "mean_bleu_start" in e else "- | ")
             + f"{int(e['archive_bytes']) / 1e6:.2f} MB, sha256 `{str(e['sha256'])[:16]}` | `{str(e['content_hash'])[7:23]}` |"
@@ -162,6 +207,7 @@ def main() -> None:
     ap.add_argument("--build-dir", type=Path, default=Path("bank_build"))
     ap.add_argument("--pretrain", action="store_true", help="regenerate the base checkpoints first")
     ap.add_argument("--pack-only", action="store_true")
+    ap.add_argument("--repack", action="store_true", help="pack the shipped archives again (no recording, no build dir)")
     ap.add_argument("--device", default="cpu")
     add_executor_arguments(ap, "runs")
     ap.add_argument("--docs", action="store_true", help="print the docs/benchmarks.md table of the packed bank and exit")
@@ -181,6 +227,9 @@ def main() -> None:
     chosen = [e for t in (args.tier or tiers) for e in tiers[t]]
     for e in chosen:
         if args.only and e.name not in args.only:
+            continue
+        if args.repack:
+            repack(e)
             continue
         root = args.build_dir / e.name
         if not args.pack_only:

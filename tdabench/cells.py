@@ -199,6 +199,14 @@ def validated(pred: object, shape: tuple[int, int, int], initial: np.ndarray) ->
     return arr
 
 
+def in_sample_rescaled(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``pred`` with its change from the initial value scaled by the one factor that fits the
+    split's true change best (least squares): the published TracIn-CP protocol, in-sample."""
+    p, t = pred - pred[:, :, :1], truth - truth[:, :, :1]
+    denom = float((p * p).sum())
+    return pred[:, :, :1] + (float((p * t).sum()) / denom if denom > 0 else 0.0) * p
+
+
 def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
     """Score the predictions of one fit that came back and write its pending cells."""
     unit, bench = state.unit, state.bench
@@ -214,6 +222,9 @@ def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
         q, truth, ref = state.queries[split], state.truth[split], state.reference[split]
         try:
             pred = validated(sim.prediction, q.shape, q.initial)
+            if fitted.info.get("in_sample_scale"):
+                pred = in_sample_rescaled(pred, truth)
+                base = dataclasses.replace(base, in_sample=True)
             names, rows = group_rows(bench, q.test.ids)
             scores, by_group = score_groups(pred, truth, ref, rows, group_names=names)
         except (ValueError, OverflowingPrediction) as exc:

@@ -85,6 +85,9 @@ class CellResult:
         scores: score name -> :class:`~tdabench.scores.Score`; ``group_scores`` the same per
             test group (mixtures), and ``reference`` the split's headroom diagnostics.
         fit_info: what the method chose while fitting, from its optional ``fit_info()``.
+        in_sample: the runner rescaled the predicted change by a least-squares fit to this
+            split's own truth, because the method asked (``fit_info()["in_sample_scale"]``, the
+            published TracIn-CP protocol): not comparable with out-of-sample cells.
     """
 
     status: Status
@@ -114,6 +117,7 @@ class CellResult:
     predictions: str | None = None
     fit_info: Mapping[str, Any] = field(default_factory=dict)
     provenance: Provenance = field(default_factory=Provenance)
+    in_sample: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -22,14 +22,22 @@ def test_bank_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
         assert e["id"] in out
         assert (bank.ARCHIVES / str(e["archive"])).is_file()
     defaults = [e for e in entries if e["default"]]
-    assert [e["id"] for e in defaults] == ["builtin/ft/neox-1m/sentiment"]
+    # The default slice: the uniform sentiment benchmark and a counterfactual one, so that a
+    # newcomer's first table shows what attribution adds over the batch-blind baseline.
+    assert [e["id"] for e in defaults] == ["builtin/ft/neox-1m/sentiment", "builtin/cf/ft/neox-1m/sentiment-drop-group"]
     assert "(default)" in out
+    cf = [e for e in entries if e["id"].startswith("builtin/cf/")]
+    assert len(cf) >= 6 and all(e["n_eval_runs"] >= 16 and e["question"] for e in cf)
+    assert {e["design"] for e in cf} >= {"mixture", "drop-group", "duplicate", "curriculum"}
+    assert {e["model"] for e in cf if e["design"] == "mixture"} == {"neox-0.2m", "neox-1m", "neox-4m"}
+    for design in ("drop-group", "duplicate", "curriculum"):
+        assert len({e["task"] for e in cf if e["design"] == design}) >= 2, design
 
 
 def test_shipped_bank_size_budget() -> None:
     files = [p for p in (bank.BANK_DIR).rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files if p.suffix == ".xz" or "models" in p.parts)
-    assert total < 25e6, f"the shipped bank (archives + base models) is {total / 1e6:.1f} MB"
+    assert total < 38e6, f"the shipped bank (archives + base models) is {total / 1e6:.1f} MB; the wheel must stay under 40 MB"
 
 
 def test_pack_extract_roundtrip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -156,7 +156,7 @@ def test_tracin_scores_and_rollout_match_explicit_autograd_loop(tiny: Benchmark)
         for r in range(len(q.runs)):
             y = q.initial[r].copy()
             for t in range(1, q.runs.batches.shape[1] + 1):
-                s = max(k for k in sim.steps_ if k <= t)
+                s = max([k for k in sim.steps_ if k <= t - 1] or [min(sim.steps_)])  # the weights step t was taken at
                 batch = [i for i in q.runs.batches[r, t - 1] if i >= 0]
                 for z in range(len(te)):
                     dots = sum(float(grads_tr[s][tiny.train.positions(np.array([i]))[0]] @ grads_te[s][te[z]]) for i in batch)

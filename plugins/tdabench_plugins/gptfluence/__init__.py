@@ -9,24 +9,38 @@ docs/methods.md, section "GPTfluence".
 
 from __future__ import annotations
 
+from functools import partial
+
 from tdabench.helpers import torch_threads
 from tdabench.hookspecs import hookimpl
+from tdabench.residual import Residual
 from tdabench.simulator import Capabilities, MethodSpec
 from tdabench_plugins.gptfluence._model import GPTfluence, GPTfluenceConfig, PairFactors
 
 __all__ = ["GPTfluence", "GPTfluenceConfig", "PairFactors", "tdabench_methods", "torch_threads"]
 
 
+_CAPS = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True)
+
+
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
-    """GPTfluence."""
+    """GPTfluence, and GPTfluence nesting the mean trajectory."""
     return [
         MethodSpec(
             name="gptfluence",
             factory=GPTfluence,
             config_cls=GPTfluenceConfig,
-            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True),
+            capabilities=_CAPS,
             version="1",
             summary="GPTfluence: featurized simulator, factors from frozen text-encoder features (Chai et al. 2024)",
-        )
+        ),
+        MethodSpec(
+            name="gptfluence-residual",
+            factory=partial(Residual, GPTfluence, "shrink"),
+            config_cls=GPTfluenceConfig,
+            capabilities=_CAPS,
+            version="1",
+            summary="GPTfluence on the deviation from the mean trajectory (falls back to it without signal)",
+        ),
     ]

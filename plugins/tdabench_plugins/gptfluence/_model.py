@@ -26,7 +26,7 @@ from tdabench.simulator import FitData, Query, RunBatches
 from tdabench_plugins.gptfluence._encoder import POOLINGS, TextEncoder
 from tdabench_plugins.gptfluence._nets import FORMS, FactorNet, build_net
 from tdabench_plugins.gptfluence._train import (
-    FitResult, RunSet, TrainSettings, constant_factors, fit_factors, rollout, used_columns,
+    FitResult, RunSet, TrainSettings, constant_factors, factor_range, fit_factors, rollout, used_columns,
 )
 
 PUBLISHED_WIDTH = {"concat": 100}  # dot: the encoder's hidden size
@@ -52,6 +52,12 @@ class GPTfluenceConfig:
     patience: int = option(10, "stop after this many epochs without a lower validation rollout MSE (the best state is kept)", ge=1)
     init_scale: float = option(0.1, "size of the initial example-dependent part of the factors, relative to the constant start", gt=0)
     clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side")
+    unseen_test: str = option("neighbors", "test examples the fit did not see: neighbors (the mean test-side representation of "
+                                            "their most similar fitted test examples, by encoder cosine; stable) or features (their own "
+                                            "features, as published; unseen-test rollouts can run away)", ("neighbors", "features"))
+    neighbors: int = option(5, "neighbors: how many fitted test examples stand in for an unseen one", ge=1)
+    clamp_factors: bool = option(True, "clamp each transition's summed factors to their 1%-99% range over the fit runs' transitions "
+                                       "(so an unseen example cannot get factors that make its rollout run away)")
     threads: int = option(1, "torch intra-op threads while fitting and simulating (0 = leave torch's setting): the tensors are small, and on a shared CPU one thread is fastest", ge=0)
 
     def __post_init__(self) -> None:
@@ -81,6 +87,9 @@ class GPTfluence:
     resolved encoder and its cache, kept to embed examples first seen at simulation),
     ``mean_``/``std_`` (feature standardization, from the fit examples), ``scale_`` (the
     target scale), ``bounds_`` (rollout clip range on the normalized scale, or None),
+    ``factor_range_`` ([2, F] clamp of the summed factors, or None), ``fit_test_ids_``,
+    ``fit_te_`` and ``fit_unit_`` (the fitted test examples' representations and unit
+    features, standing in for unseen test examples),
     ``device_``, ``result_`` (what training chose) and ``texts_`` (id -> text of every
     training and test example met so far, for :meth:`factors`).
     """
@@ -133,6 +142,12 @@ class GPTfluence:
         t1 = time.perf_counter()
         self.result_: FitResult = fit_factors(self.net_, h_train, h_test, fit, val, settings, self.bounds_)
         self.net_.eval()
+        with torch.no_grad():
+            tr, te = self.net_.represent(h_train, h_test)
+        self.factor_range_ = factor_range(self.net_, tr, te, fit.pos) if cfg.clamp_factors else None
+        self.fit_test_ids_ = np.array(data.test.ids, copy=True)
+        self.fit_te_ = te
+        self.fit_unit_ = _unit(raw_test)
         self.times_ = {"encode_s": encode_s, "train_s": time.perf_counter() - t1}
         return self
 
@@ -176,11 +191,23 @@ class GPTfluence:
         pos = torch.as_tensor(_positions(trans, train), device=self.device_)
         initial = torch.as_tensor(query.initial / self.scale_, dtype=torch.float32, device=self.device_)
         with torch.no_grad():
-            tr, te = self.net_.represent(self._features(train.texts), self._features(query.test.texts))
-            pred = rollout(self.net_, tr, te, pos, initial, self.bounds_)
+            raw_test = self.encoder_.embed(query.test.texts)
+            tr, te = self.net_.represent(self._features(train.texts), self._standardized(raw_test))
+            unseen = ~np.isin(query.test.ids, self.fit_test_ids_)
+            if unseen.any() and self.config.unseen_test == "neighbors":
+                te = te.clone()
+                te[torch.as_tensor(unseen)] = self._neighbor_representation(raw_test[unseen])
+            pred = rollout(self.net_, tr, te, pos, initial, self.bounds_, self.factor_range_)
         out = pred.double().cpu().numpy() * self.scale_
         out[:, :, 0] = query.initial  # exact, not a float32 round trip
         return out
+
+    def _neighbor_representation(self, raw: np.ndarray) -> torch.Tensor:
+        """The mean fitted test-side representation of each row's most similar fitted test examples."""
+        k = min(self.config.neighbors, len(self.fit_test_ids_))
+        sim = _unit(raw) @ self.fit_unit_.T  # [m, n_fit] cosine similarities
+        top = torch.as_tensor(np.argsort(-sim, axis=1, kind="stable")[:, :k], device=self.fit_te_.device)
+        return self.fit_te_[top].mean(dim=1)
 
     # -- what was learned ----------------------------------------------------------------
     def factors(self, train_ids: Sequence[int] | np.ndarray, test_ids: Sequence[int] | np.ndarray) -> PairFactors:
@@ -232,6 +259,11 @@ class GPTfluence:
             "texts_encoded": self.encoder_.n_encoded,
             **{k: round(v, 3) for k, v in self.times_.items()},
         }
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine similarity as a dot product)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _positions(trans: np.ndarray, train: ExampleSet) -> np.ndarray:

@@ -88,13 +88,14 @@ def used_columns(K: int, interval: int) -> np.ndarray:
 
 def rollout(
     net: FactorNet, tr: torch.Tensor, te: torch.Tensor, pos: torch.Tensor, initial: torch.Tensor,
-    bounds: tuple[float, float] | None = None,
+    bounds: tuple[float, float] | None = None, factor_range: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """[R, n, K] autoregressive predictions from ``initial`` [R, n]; batched over runs x tests.
 
     ``tr``/``te`` are the network's representations (:meth:`FactorNet.represent`); the loop
     runs over the K-1 transitions only. ``bounds`` clips every step (a guard against a
-    rollout that runs away, see the ``clip`` option).
+    rollout that runs away, see the ``clip`` option); ``factor_range`` [2, F] clamps each
+    transition's summed factors (see :func:`factor_range`).
     """
     R, C, _ = pos.shape
     n = net.order
@@ -103,12 +104,30 @@ def rollout(
     hist = initial.unsqueeze(-1).repeat(1, 1, n)  # [R, n_test, order]: y_{t-1}, ..., y_{t-n}
     for t in range(C):
         f = net.grid(tr, te, pos[:, t])  # [R, n_test, F]
+        if factor_range is not None:
+            f = torch.maximum(torch.minimum(f, factor_range[1]), factor_range[0])
         y = (f[..., :n] * hist).sum(-1) + f[..., n]
         if bounds is not None:
             y = y.clamp(bounds[0], bounds[1])
         out[..., t + 1] = y
         hist = torch.cat([y.unsqueeze(-1), hist[..., :-1]], dim=-1)
     return out
+
+
+def factor_range(net: FactorNet, tr: torch.Tensor, te: torch.Tensor, pos: torch.Tensor, quantile: float = 0.01) -> torch.Tensor:
+    """[2, F]: the ``quantile`` and ``1 - quantile`` of each summed factor over every transition
+    of the runs ``pos`` for every test example of ``te`` (the fit runs and fitted test examples).
+
+    Clamping a rollout's factors to it keeps the network within what it produced on the data
+    it was fitted on: a test example it never saw cannot get a multiplicative factor that makes
+    its rollout grow without bound.
+    """
+    with torch.no_grad():
+        f = torch.stack([net.grid(tr, te, pos[:, t]) for t in range(pos.shape[1])], dim=1)  # [R, C, n, F]
+        flat = f.reshape(-1, f.shape[-1]).double()
+        if flat.shape[0] > 1_000_000:  # quantiles of a seeded sample are as good and far cheaper
+            flat = flat[torch.randperm(flat.shape[0], generator=torch.Generator().manual_seed(0))[:1_000_000]]
+        return torch.quantile(flat, torch.tensor([quantile, 1.0 - quantile], dtype=flat.dtype), dim=0).to(f.dtype)
 
 
 def constant_factors(fit: RunSet, interval: int) -> ConstantFactors:

@@ -14,7 +14,10 @@ equations: docs/methods.md, section "Gradient-based methods".
 
 from __future__ import annotations
 
+from functools import partial
+
 from tdabench.hookspecs import hookimpl
+from tdabench.residual import Residual
 from tdabench.simulator import Capabilities, MethodSpec
 from tdabench_plugins.gradients._config import CalibratedGradientConfig, CalibratedInfluenceConfig, GradientConfig, InfluenceConfig
 from tdabench_plugins.gradients._influence import Influence
@@ -37,7 +40,7 @@ VERSION = "1"
 
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
-    """TracIn-CP, Grad-Dot and influence functions, raw and calibrated."""
+    """TracIn-CP, Grad-Dot and influence functions, raw and calibrated; TracIn-CP and influence nesting the mean trajectory."""
     specs = [
         ("tracin-cp", TracInCP, "TracIn-CP: y_t = y_{t-1} - eta_t/|c_t| sum <g_i, g_z> at the latest checkpoint"),
         ("grad-dot", GradDot, "Grad-Dot: TracIn-CP with the final checkpoint only"),
@@ -50,4 +53,8 @@ def tdabench_methods() -> list[MethodSpec]:
                               summary=summary + " (raw scale)"))
         out.append(MethodSpec(name=f"{name}-calibrated", factory=cls, config_cls=cal_cfg, capabilities=CAPABILITIES,
                               version=VERSION, summary=summary + " (one least-squares scale on the fit runs)"))
+    for name, cls, raw_cfg in (("tracin-cp", TracInCP, GradientConfig), ("influence", Influence, InfluenceConfig)):
+        out.append(MethodSpec(name=f"{name}-residual", factory=partial(Residual, cls, "fit"), config_cls=raw_cfg, capabilities=CAPABILITIES,
+                              version=VERSION, summary=f"{name} scores on the deviation from the mean trajectory: centered over the fit "
+                                                       "runs, one least-squares scale (0 without signal: the mean trajectory)"))
     return out

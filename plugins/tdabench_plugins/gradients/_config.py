@@ -15,7 +15,8 @@ CHECKPOINT_CHOICES: tuple[str, ...] = ("final", "all")
 
 @dataclass(frozen=True)
 class GradientConfig:
-    """Options shared by TracIn-CP, Grad-Dot and influence functions."""
+    """Options shared by TracIn-CP, Grad-Dot and influence functions (``published`` applies its
+    settings in ``__post_init__``, so results show the options that ran)."""
 
     params: str = option("all", "parameters whose gradients are used ('last-layer': the output layer, as the published TracIn-CP baseline)", choices=PARAM_SETS)
     projection_dim: int = option(0, "project gradients to this many dimensions with a seeded random map (0: no projection)", ge=0)
@@ -25,10 +26,16 @@ class GradientConfig:
     batch_reduction: str = option("mean", "how the training loss reduced a batch: mean divides each step by its batch size", choices=REDUCTIONS)
     calibrate: bool = option(False, "fit one global scale of the predicted change by least squares on the fit runs")
     max_length: int = option(256, "tokens per example; longer prompts lose tokens from the start", ge=2)
+    published: bool = option(False, "TracIn-CP as the authors ran it: sets params=last-layer (the output embedding), "
+                             "batch_reduction=sum and calibrate=false, and asks the runner for one global scale least-squares "
+                             "fitted on the evaluated run itself: in-sample, so such cells are marked and never ranked")
     memory_mb: int = option(2048, "working-memory budget for gradients in MB; peak use stays below about twice this (peak under 8 GB)", ge=64, le=4096)
 
     def __post_init__(self) -> None:
         validate_options(self)
+        if self.published:
+            for key, value in (("params", "last-layer"), ("batch_reduction", "sum"), ("calibrate", False)):
+                object.__setattr__(self, key, value)
 
 
 @dataclass(frozen=True)

@@ -181,9 +181,10 @@ def select_steps(steps: Sequence[int], which: str, max_checkpoints: int) -> tupl
 
 def step_checkpoint_index(ckpt_steps: Sequence[int], n_steps: int) -> np.ndarray:
     """int [T]: for each optimizer step t = 1..T, the index of the latest checkpoint at or
-    before t (the earliest checkpoint for steps before every checkpoint)."""
+    before step t - 1: the weights the update of step t was taken at, as the published
+    TracIn-CP uses the run's checkpoint t - 1 (the earliest checkpoint where none is that old)."""
     ck = np.asarray(sorted(ckpt_steps), dtype=np.int64)
-    idx = np.searchsorted(ck, np.arange(1, n_steps + 1), side="right") - 1
+    idx = np.searchsorted(ck, np.arange(0, n_steps), side="right") - 1
     return np.maximum(idx, 0)
 
 

@@ -7,7 +7,8 @@ test loss")::
     y_t = y_{t-1} - s * eta_t / |c_t| * sum_{i in c_t} S[c(t), i, z]      (batch-mean loss)
     y_t = y_{t-1} - s * eta_t * sum_{i in c_t} S[c(t), i, z]              (batch-sum loss)
 
-with ``c(t)`` the latest checkpoint at or before step t, ``eta_t`` the recorded learning rate
+with ``c(t)`` the latest checkpoint at or before step t - 1 (the weights the update of step t was
+taken at), ``eta_t`` the recorded learning rate
 and ``s`` the global scale (1 when raw, least squares on the fit runs when calibrated).
 A transition spanning several steps sums their per-step changes.
 """

@@ -21,7 +21,7 @@ import torch
 from tdabench.data import ExampleSet
 from tdabench.lm import Encoded
 from tdabench.simulator import FitData, Query, RunBatches, config_dict
-from tdabench_plugins.gradients._cache import TableCache, examples_digest, table_cache
+from tdabench_plugins.gradients._cache import TableCache, example_keys, examples_digest, table_cache
 from tdabench_plugins.gradients._config import GradientConfig
 from tdabench_plugins.gradients._model import ModelHandle, encode_examples, lr_at, open_model, select_steps, step_checkpoint_index
 from tdabench_plugins.gradients._per_example import GradientEngine, selected_names
@@ -128,25 +128,31 @@ class GradientSimulator:
         return rollout(deltas, runs.steps, initial, scale)
 
     def _tables(self, train: ExampleSet, test: ExampleSet, *, variants: bool) -> np.ndarray:
-        """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``);
-        each checkpoint's table comes from the cache (_cache) when it was computed before."""
+        """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``); each
+        checkpoint's table is read from the cache (_cache) column by column, and only the test
+        examples it lacks are computed."""
         options = {k: v for k, v in config_dict(self.config).items() if k != "calibrate"}  # calibration acts after the table
-        parts = {"kind": self.table_kind, "options": options, "seed": self.seed_, "device": self.handle_.device.type,
-                 "loss_type": self.handle_.loss_type, "train": examples_digest(train), "test": examples_digest(test), "variants": variants}
-        encoded: tuple[Encoded, Encoded] | None = None  # tokenized only on a miss
+        parts = {"kind": self.table_kind, "layout": 2, "options": options, "seed": self.seed_, "device": self.handle_.device.type,
+                 "loss_type": self.handle_.loss_type, "train": examples_digest(train), "variants": variants}
+        columns = example_keys(test)
+        train_enc: Encoded | None = None  # tokenized only on a miss
         per_ckpt = []
         for step in self.steps_:
             params = self.handle_.params_at(step)
             key = self.cache_.key({**parts, "step": step, "weights": self._weights_digest(step, params), **self._table_salt(step, variants)})
-            hit = self.cache_.load(key)
-            if hit is not None:
-                table, state = hit
+            found, state = self.cache_.load(key, columns)
+            if state:
                 self._restore_state(step, state)
-            else:
-                if encoded is None:
-                    encoded = (encode_examples(self.handle_, test, self.config.max_length), encode_examples(self.handle_, train, self.config.max_length))
-                table = self._checkpoint_table(params, step, *encoded, variants=variants)
-                self.cache_.store(key, table, self._table_state(step))
+            missing = [j for j, c in enumerate(columns) if c not in found]
+            if missing:
+                if train_enc is None:
+                    train_enc = encode_examples(self.handle_, train, self.config.max_length)
+                sub = test.subset(test.ids[missing])
+                fresh = self._checkpoint_table(params, step, encode_examples(self.handle_, sub, self.config.max_length), train_enc, variants=variants)
+                new = {columns[j]: fresh[:, r] for r, j in enumerate(missing)}
+                self.cache_.store(key, new, self._table_state(step))
+                found.update(new)
+            table = np.stack([found[c] for c in columns], axis=1) if columns else np.zeros((1, 0, len(train)))
             per_ckpt.append(table.transpose(0, 2, 1))
             del params
         return np.stack(per_ckpt, axis=1)
@@ -226,6 +232,7 @@ class GradientSimulator:
             "fit_seconds": round(self.fit_seconds_, 2),
             "score_tables_cached": f"{self.fit_hits_} of {len(self.steps_)} checkpoints",
             "notes": self.notes_,
+            **({"in_sample_scale": True} if self.config.published else {}),
         }
 
 

@@ -8,7 +8,10 @@ options and conventions: docs/methods.md, section "Simfluence-Linear".
 
 from __future__ import annotations
 
+from functools import partial
+
 from tdabench.hookspecs import hookimpl
+from tdabench.residual import Residual
 from tdabench.simulator import Capabilities, MethodSpec
 from tdabench_plugins.simfluence._model import (
     SimfluenceAdditive,
@@ -25,7 +28,7 @@ _CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=T
 
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
-    """The three Simfluence variants."""
+    """The three Simfluence variants, and Simfluence-Linear nesting the mean trajectory."""
     return [
         MethodSpec(
             name="simfluence-linear",
@@ -42,6 +45,14 @@ def tdabench_methods() -> list[MethodSpec]:
             capabilities=_CAPS,
             version="1",
             summary="Simfluence additive: y_t = y_{t-1} + sum B",
+        ),
+        MethodSpec(
+            name="simfluence-residual",
+            factory=partial(Residual, SimfluenceLinear, "shrink"),
+            config_cls=SimfluenceConfig,
+            capabilities=_CAPS,
+            version="1",
+            summary="Simfluence-Linear on the deviation from the mean trajectory (falls back to it without signal)",
         ),
         MethodSpec(
             name="simfluence-multiplicative",
