@@ -94,7 +94,7 @@ def test_golden_content() -> None:
     assert html.count("<svg") == 6 and html.count('class="sortable results"') == 16
     assert "true (solid) vs predicted (dashed)" in html
     rows = list(csvlines := (GOLDEN / "leaderboard.csv").read_text(encoding="utf-8").splitlines())
-    assert rows[0].startswith("group,benchmark,metric,split,rank,method") and len(csvlines) == 33
+    assert rows[0].startswith("group,benchmark,trajectory,split,rank,method") and len(csvlines) == 33
     doc = json.loads((GOLDEN / "leaderboard.json").read_text(encoding="utf-8"))
     assert doc["schema"] == "tdabench.leaderboard/1" and len(doc["rows"]) == 32
     assert doc["mean_ranks"]["all"]["loss"][0]["method"] == "mean-trajectory"
@@ -124,10 +124,45 @@ def test_old_schema_is_refused_in_one_line(work: tuple[Path, list[str]], capsys:
     obj = json.loads(path.read_text())
     obj["schema_version"] = 0
     path.write_text(json.dumps(obj))
-    assert main(["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]) == 2
+    assert main(["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]) == 1  # written, without that file
+    err = [line for line in capsys.readouterr().err.splitlines() if "left out" in line]
+    assert len(err) == 1 and str(path.relative_to(root)) in err[0] and "schema version 0 is older" in err[0]
+    readme = (root / "lb" / "README.md").read_text(encoding="utf-8")
+    assert "## Files left out" in readme and "schema version 0 is older" in readme
+
+
+@pytest.mark.parametrize("damage", ["garbage", "array", "partial-score", "npz"])
+def test_unreadable_files_are_reported_one_line_each(damage: str, work: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = work
+    path = _one_result(root)
+    obj = json.loads(path.read_text())
+    if damage == "garbage":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff binary")
+    elif damage == "array":
+        path.write_text("[1, 2, 3]")
+    elif damage == "partial-score":  # scored on half the trajectories: refused, not shown as ok
+        obj["scores"]["mse_all_steps"]["n"] //= 2
+        path.write_text(json.dumps(obj))
+    else:
+        path.with_suffix(".npz").write_bytes(b"not a zip file")
+    code = main(["leaderboard", "--results", "results", "--out", "lb", "--benchmark", "bench/ft-2m", "--benchmark", "bench/ft-8m",
+                 "--benchmark", "bench/it-2m"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "left out" in line]
+    assert code == 1 and len(err) == 1 and str(path.with_suffix(".npz" if damage == "npz" else ".json").relative_to(root)) in err[0], err
+    assert "Traceback" not in "".join(err) and (root / "lb" / "index.html").is_file()
+
+
+def test_mixed_method_versions_are_refused_unless_allowed(work: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = work
+    path = _one_result(root)
+    obj = json.loads(path.read_text())
+    obj["method_version"] = "2"
+    path.write_text(json.dumps(obj))
+    args = ["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]
+    assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and str(path.relative_to(root)) in err and "schema version 0 is older" in err
-    assert not (root / "lb").exists()
+    assert len(err.splitlines()) == 1 and "'constant' come from different versions" in err and "--allow-mixed-versions" in err
+    assert main([*args, "--allow-mixed-versions"]) == 0
 
 
 def test_duplicates_are_reported_and_the_newest_wins(work: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,6 +174,7 @@ def test_duplicates_are_reported_and_the_newest_wins(work: tuple[Path, list[str]
     obj["provenance"]["created"] = "2099-01-01T00:00:00+00:00"
     obj["scores"]["mse_all_steps"]["mean"] = 123.0
     newer.write_text(json.dumps(obj))
+    shutil.copy(src.with_suffix(".npz"), newer.with_suffix(".npz"))  # a whole result: its predictions too
     coll = collect([root / "results", root / "rerun"])
     assert len(coll.duplicates) == 1 and coll.duplicates[0].kept.path == newer
     kept = next(e for e in coll.entries if e.cell == ("synthetic/ft/sim-2m/toy", "loss", "seen", "constant"))

@@ -300,3 +300,57 @@ def test_single_run_directory_is_reported_not_crashed(synthetic_dir: Path, tmp_p
     assert {r["status"] for r in doc["results"]} == {"n/a"}
     assert "no evaluation runs" in doc["results"][0]["reason"]
 
+
+
+VERSIONED = textwrap.dedent(
+    '''
+    import numpy as np
+    from tdabench.hookspecs import hookimpl
+    from tdabench.simulator import Capabilities, MethodSpec
+
+    class Hold:
+        def __init__(self, config):
+            self.config = config
+        def fit(self, data):
+            return self
+        def simulate(self, query):
+            out = np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
+            out[:, :, 1:] += OFFSET
+            return out
+
+    OFFSET = {offset}
+
+    @hookimpl
+    def tdabench_methods():
+        caps = Capabilities(unseen_test=True, unseen_train=True)
+        return [MethodSpec("changing", Hold, capabilities=caps, version="{version}"),
+                MethodSpec("steady", Hold, capabilities=caps, version="1")]
+    '''
+)
+
+
+def test_a_bumped_method_version_recomputes_that_method_only(synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "res"
+    argv = ["run", "--benchmark", str(synthetic_dir), "--out", str(out), "-p", "versioned_methods", "--no-progress",
+            "--method", "changing", "--method", "steady", "--split", "seen"]
+
+    def run(offset: float, version: str) -> dict[str, int]:
+        (tmp_path / "versioned_methods.py").write_text(VERSIONED.format(offset=offset, version=version))
+        sys.modules.pop("versioned_methods", None)
+        assert main(argv) == 0
+        return {r.method: os.stat(result_path(out, r.benchmark, r.trajectory, r.split, r.method, r.seed)).st_mtime_ns for r in read_results(out)}
+
+    first = run(0.0, "1")
+    assert "2 cell(s) computed, 0 reused" in capsys.readouterr().err
+    # The code changes its numbers but keeps its version: the old results are served (the author's
+    # duty is to bump the version)...
+    assert run(0.001, "1") == first
+    assert "0 cell(s) computed, 2 reused" in capsys.readouterr().err
+    # ...and once the version is bumped, that method's cells are recomputed, and only those.
+    third = run(0.001, "2")
+    assert "1 cell(s) computed, 1 reused" in capsys.readouterr().err
+    assert third["steady"] == first["steady"] and third["changing"] != first["changing"]
+    assert {r.method: r.method_version for r in read_results(out)} == {"changing": "2", "steady": "1"}
+    sys.modules.pop("versioned_methods", None)

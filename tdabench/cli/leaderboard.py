@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--no-truth", action="store_true", help="do not load benchmarks; plots show predictions only")
     p.add_argument("--check", action="store_true",
                    help="regenerate in a temporary directory and compare with --out, ignoring the 'Generated on' line; exit 1 if they differ")
+    p.add_argument("--allow-mixed-versions", action="store_true",
+                   help="show results of one method computed under different versions side by side (refused by default)")
     add_data_flags(p)
     p.set_defaults(func=cmd_leaderboard)
     return p
@@ -43,6 +45,8 @@ def command_line(args: argparse.Namespace) -> str:
         argv += ["-p", p]
     if args.no_truth:
         argv.append("--no-truth")
+    if args.allow_mixed_versions:
+        argv.append("--allow-mixed-versions")
     argv += ["--out", args.out]
     return shlex.join(argv)
 
@@ -56,7 +60,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     truth = TruthSource(context, args.benchmark)
     command = command_line(args)
     if args.check:
-        diffs = check(results, Path(args.out), truth, command)
+        diffs = check(results, Path(args.out), truth, command, allow_mixed_versions=args.allow_mixed_versions)
         for d in diffs:
             print(f"tdabench: {d}", file=sys.stderr)
         if diffs:
@@ -64,9 +68,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             return 1
         print(f"{args.out} is up to date with {', '.join(map(str, results))}")
         return 0
-    lb, paths = build(results, Path(args.out), truth, command)
+    lb, paths = build(results, Path(args.out), truth, command, allow_mixed_versions=args.allow_mixed_versions)
     for p in paths:
         print(p)
+    for problem in lb.problems:
+        print(f"tdabench: left out: {problem}", file=sys.stderr)
     for d in lb.collection.duplicates:
         print(f"tdabench: duplicate results for {' / '.join(d.cell)}: kept {d.kept.path}, ignored {', '.join(str(e.path) for e in d.dropped)}", file=sys.stderr)
     failed = [e for e in lb.collection.entries if e.result.status == "failed"]
@@ -75,4 +81,4 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     notes = sorted({s.note for s in lb.samples.values() if s.note})
     for n in notes:
         print(f"tdabench: note: {n}", file=sys.stderr)
-    return 0
+    return 1 if lb.problems else 0

@@ -1,4 +1,10 @@
-"""The leaderboard's data: one ranked table per (benchmark, metric, split), and mean ranks.
+"""The leaderboard's tables: one ranked table per (benchmark, trajectory, split), mean ranks and mean skills.
+
+Methods are ranked by ``skill_mse``, their skill over the mean trajectory of the fit runs
+(higher is better; the ``mean-trajectory`` baseline is the zero line). Within one table this is
+the order of ``mse_all_steps``, since every method there shares the reference; across
+benchmarks the skill itself is comparable, so the summary averages it. A cell rescaled
+in-sample (the published TracIn-CP protocol) is shown but never ranked.
 
 Every renderer (markdown, HTML, CSV, JSON) reads these objects, so the orderings, the ranks
 and the best-per-column marks are computed once and agree everywhere.
@@ -17,11 +23,11 @@ from tdabench.data import SPLITS
 from tdabench.leaderboard.collect import Entry, group_of
 from tdabench.leaderboard.fmt import display
 from tdabench.report import generalization_gaps
-from tdabench.scores import spec as score_spec
 from tdabench.results import CellResult
+from tdabench.scores import spec as score_spec
 
-RANK_METRIC = "mse_all_steps"
-TABLE_SCORES = ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")
+RANK_METRIC = "skill_mse"
+TABLE_SCORES = ("skill_mse", "lds_final", "mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")
 _STATUS_ORDER = {"ok": 0, "n/a": 1, "failed": 2}
 
 
@@ -38,7 +44,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Row:
-    """One method in one table: its result, its rank (ok rows only) and its generalization gap."""
+    """One method in one table: its result, its rank (ranked rows only) and its generalization gap."""
 
     entry: Entry
     rank: int | None
@@ -49,6 +55,11 @@ class Row:
         """The cell's result."""
         return self.entry.result
 
+    @property
+    def ranked(self) -> bool:
+        """Scored out of sample: an ok cell with a defined skill."""
+        return ranking_value(self) is not None
+
 
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
@@ -56,14 +67,19 @@ def _finite(x: float | None) -> float | None:
 
 def _score(name: str) -> Callable[[Row], float | None]:
     def get(row: Row) -> float | None:
-        s = row.result.metrics.get(name)
+        s = row.result.scores.get(name)
         return _finite(s.mean) if row.result.status == "ok" and s is not None else None
 
     return get
 
 
+def ranking_value(row: Row) -> float | None:
+    """The skill a row is ranked by; None for failed, n/a, undefined and in-sample cells."""
+    return None if row.result.in_sample else _score(RANK_METRIC)(row)
+
+
 def _gap(row: Row) -> float | None:
-    return _finite(row.gap.get(RANK_METRIC)) if row.gap else None
+    return _finite(row.gap.get("mse_all_steps")) if row.gap else None
 
 
 def _attr(name: str) -> Callable[[Row], float | None]:
@@ -81,18 +97,25 @@ COLUMNS: tuple[Column, ...] = (
 
 @dataclass(frozen=True)
 class Table:
-    """The methods on one (benchmark, metric, split), best first.
+    """The methods on one (benchmark, trajectory, split), best first.
 
     Attributes:
         best: column key -> methods holding the best value (only when two or more rows have one).
+        headroom: the split's headroom diagnostics (``CellResult.reference``), where known.
     """
 
     group: str
     benchmark: str
-    metric: str
+    trajectory: str
     split: str
     rows: tuple[Row, ...]
     best: dict[str, frozenset[str]] = field(default_factory=dict)
+    headroom: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        """The old name of :attr:`trajectory`."""
+        return self.trajectory
 
     @property
     def shape(self) -> tuple[int, int] | None:
@@ -103,17 +126,19 @@ class Table:
 
 def _order_key(row: Row) -> tuple[int, float, str]:
     r = row.result
-    mse = _score(RANK_METRIC)(row)
+    v = ranking_value(row)
+    if v is not None:
+        return (0, -v, r.method)
     if r.status == "ok":
-        return (0 if mse is not None else 1, mse if mse is not None else 0.0, r.method)
-    return (1 + _STATUS_ORDER[r.status], 0.0, r.method)
+        return (1, 0.0, r.method)  # in-sample or undefined: after the ranked rows
+    return (2 + _STATUS_ORDER[r.status], 0.0, r.method)
 
 
 def best_marks(rows: Sequence[Row]) -> dict[str, frozenset[str]]:
-    """Methods whose value of a column equals the best one as displayed (ties all marked)."""
+    """Methods whose value of a column equals the best one as displayed (ties all marked); in-sample rows never."""
     marks: dict[str, frozenset[str]] = {}
     for col in COLUMNS:
-        vals = [(row.result.method, col.value(row)) for row in rows]
+        vals = [(row.result.method, col.value(row)) for row in rows if not row.result.in_sample]
         vals = [(m, v) for m, v in vals if v is not None]
         if len(vals) < 2:
             continue
@@ -124,33 +149,36 @@ def best_marks(rows: Sequence[Row]) -> dict[str, frozenset[str]]:
 
 
 def build_tables(entries: Sequence[Entry]) -> list[Table]:
-    """One table per (benchmark, metric, split), sorted by group, benchmark, metric, split order."""
+    """One table per (benchmark, trajectory, split), sorted by group, benchmark, trajectory, split order."""
     gaps = generalization_gaps([e.result for e in entries])
     cells: dict[tuple[str, str, str], list[Entry]] = {}
     for e in entries:
-        cells.setdefault((e.result.benchmark, e.result.metric, e.result.split), []).append(e)
+        cells.setdefault((e.result.benchmark, e.result.trajectory, e.result.split), []).append(e)
     tables = []
-    for (bench, metric, split), group in cells.items():
-        rows = [Row(e, None, gaps.get((bench, metric, e.result.method, split))) for e in group]
-        rows.sort(key=_order_key)
-        mses = [_score(RANK_METRIC)(r) for r in rows]
-        ranked = [m for m in mses if m is not None]
-        ranks = rankdata(ranked, method="min").astype(int).tolist() if ranked else []
-        it = iter(ranks)
-        rows = [Row(r.entry, next(it) if m is not None else None, r.gap) for r, m in zip(rows, mses)]
-        tables.append(Table(group_of(bench), bench, metric, split, tuple(rows), best_marks(rows)))
+    for (bench, traj, split), group in cells.items():
+        rows = sorted((Row(e, None, gaps.get((bench, traj, e.result.method, split))) for e in group), key=_order_key)
+        values = [ranking_value(r) for r in rows]
+        ranked = [-v for v in values if v is not None]
+        it = iter(rankdata(ranked, method="min").astype(int).tolist() if ranked else [])
+        rows = [Row(r.entry, next(it) if v is not None else None, r.gap) for r, v in zip(rows, values)]
+        ref = next((dict(r.result.reference) for r in rows if r.result.status == "ok" and r.result.reference), {})
+        tables.append(Table(group_of(bench), bench, traj, split, tuple(rows), best_marks(rows), ref))
     return sorted(tables, key=table_sort_key)
 
 
 def table_sort_key(t: Table) -> tuple[str, str, int, str, int, str]:
-    """Group, benchmark, loss before other metrics, then the canonical split order."""
+    """Group, benchmark, loss before other trajectories, then the canonical split order."""
     split_pos = SPLITS.index(t.split) if t.split in SPLITS else len(SPLITS)
-    return (t.group, t.benchmark, 0 if t.metric == "loss" else 1, t.metric, split_pos, t.split)
+    return (t.group, t.benchmark, 0 if t.trajectory == "loss" else 1, t.trajectory, split_pos, t.split)
+
+
+def _splits(tables: Sequence[Table]) -> list[str]:
+    return sorted({t.split for t in tables}, key=lambda s: SPLITS.index(s) if s in SPLITS else len(SPLITS))
 
 
 @dataclass(frozen=True)
 class MeanRank:
-    """A method's mean rank by ``mse_all_steps`` over the benchmarks that ranked it, per split.
+    """A method's mean rank by ``skill_mse`` over the benchmarks that ranked it, per split.
 
     Attributes:
         by_split: split -> (mean rank, benchmarks ranked in, benchmarks with that split).
@@ -160,25 +188,25 @@ class MeanRank:
     by_split: dict[str, tuple[float | None, int, int]]
 
 
-def mean_ranks(tables: Sequence[Table], metric: str) -> list[MeanRank]:
-    """Mean rank (ties averaged) of each method over the benchmarks of ``tables`` for ``metric``.
+def mean_ranks(tables: Sequence[Table], trajectory: str) -> list[MeanRank]:
+    """Mean rank (ties averaged) of each method over the benchmarks of ``tables`` for ``trajectory``.
 
-    A method that is n/a, failed or undefined on a benchmark is not ranked there; the count
-    beside each mean says over how many benchmarks it was taken. Sorted by the ``seen``
-    mean rank (then the first split that has one), unranked methods last.
+    A method that is n/a, failed, undefined or in-sample on a benchmark is not ranked there;
+    the count beside each mean says over how many benchmarks it was taken. Sorted by the
+    ``seen`` mean rank (then the first split that has one), unranked methods last.
     """
-    tables = [t for t in tables if t.metric == metric]
-    splits = sorted({t.split for t in tables}, key=lambda s: SPLITS.index(s) if s in SPLITS else len(SPLITS))
+    tables = [t for t in tables if t.trajectory == trajectory]
+    splits = _splits(tables)
     methods = sorted({r.result.method for t in tables for r in t.rows})
     ranks: dict[tuple[str, str], list[float]] = {}
     totals = {s: 0 for s in splits}
     for t in tables:
         totals[t.split] += 1
-        scored = [(r.result.method, _score(RANK_METRIC)(r)) for r in t.rows]
+        scored = [(r.result.method, ranking_value(r)) for r in t.rows]
         scored = [(m, v) for m, v in scored if v is not None]
         if not scored:
             continue
-        avg = rankdata([v for _, v in scored], method="average")
+        avg = rankdata([-v for _, v in scored], method="average")
         for (m, _), rk in zip(scored, avg):
             ranks.setdefault((m, t.split), []).append(float(rk))
     out = []
@@ -193,3 +221,43 @@ def mean_ranks(tables: Sequence[Table], metric: str) -> list[MeanRank]:
         return tuple(v[0] if v[0] is not None else math.inf for v in mr.by_split.values()) + (0.0,)
 
     return sorted(out, key=lambda mr: (key(mr), mr.method))
+
+
+@dataclass(frozen=True)
+class MeanSkill:
+    """A method's mean ``skill_mse`` and ``lds_final`` over the benchmarks that scored it, per split.
+
+    Attributes:
+        skill: split -> (mean skill, benchmarks, benchmarks with that split).
+        lds: split -> mean lds_final over the benchmarks where it is defined (None: nowhere).
+        beats: split -> benchmarks where the skill's 95% CI lies above 0.
+    """
+
+    method: str
+    skill: dict[str, tuple[float | None, int, int]]
+    lds: dict[str, float | None]
+    beats: dict[str, int]
+
+
+def mean_skills(tables: Sequence[Table], trajectory: str) -> list[MeanSkill]:
+    """Mean skill and LDS per method and split over ``tables`` for ``trajectory``, best seen skill first."""
+    tables = [t for t in tables if t.trajectory == trajectory]
+    splits = _splits(tables)
+    methods = sorted({r.result.method for t in tables for r in t.rows})
+    totals = {s: sum(t.split == s for t in tables) for s in splits}
+    out = []
+    for m in methods:
+        skill, lds, beats = {}, {}, {}
+        for s in splits:
+            rows = [r for t in tables if t.split == s for r in t.rows if r.result.method == m and r.ranked]
+            vals = [ranking_value(r) for r in rows]
+            skill[s] = (float(np.mean(vals)) if vals else None, len(vals), totals[s])
+            ld = [v for v in (_score("lds_final")(r) for r in rows) if v is not None]
+            lds[s] = float(np.mean(ld)) if ld else None
+            beats[s] = sum(1 for r in rows if r.result.scores[RANK_METRIC].ci95[0] > 0)
+        out.append(MeanSkill(m, skill, lds, beats))
+
+    def key(ms: MeanSkill) -> tuple[float, ...]:
+        return tuple(-v[0] if v[0] is not None else math.inf for v in ms.skill.values()) + (0.0,)
+
+    return sorted(out, key=lambda ms: (key(ms), ms.method))

@@ -1,7 +1,9 @@
 """Reading result files for a leaderboard: validation, de-duplication, groups and model sizes.
 
-A leaderboard must never mix schemas silently, so a result file of another schema version
-is refused with one line naming it. Two files for the same cell (benchmark, metric, split,
+A leaderboard must never mix silently: a result file that cannot be read, whose schema is
+not one this tdabench reads, or whose scores do not count the trajectories of its split is
+reported in one line and left out; results of one method computed under different versions
+are refused, unless told otherwise. Two files for the same cell (benchmark, trajectory, split,
 method), for example from two results directories, are reported and the newest (by
 ``provenance.created``) is kept.
 """
@@ -17,9 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tdabench.errors import DataError, TDABenchError
-from tdabench.results import SCHEMA_VERSION, CellResult
+from tdabench.results import READABLE_SCHEMAS, SCHEMA_VERSION, CellResult
+from tdabench.scores import spec as score_spec
 
-CellId = tuple[str, str, str, str]  # (benchmark, metric, split, method)
+CellId = tuple[str, str, str, str]  # (benchmark, trajectory, split, method)
+REQUIRED_SCORES = ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Entry:
     def cell(self) -> CellId:
         """The cell this result fills."""
         r = self.result
-        return (r.benchmark, r.metric, r.split, r.method)
+        return (r.benchmark, r.trajectory, r.split, r.method)
 
     @property
     def predictions_path(self) -> Path | None:
@@ -63,39 +67,68 @@ class Collection:
         duplicates: cells that had more than one file.
         n_files: result files read.
         digest: sha256 over the relative paths and bytes of every file read.
+        problems: one line per file left out (unreadable, other schema, inconsistent counts).
     """
 
     entries: tuple[Entry, ...]
     duplicates: tuple[Duplicate, ...]
     n_files: int
     digest: str
+    problems: tuple[str, ...] = ()
 
 
 def read_entry(path: Path) -> Entry:
-    """Read and validate one result file; refuse other schema versions in one line."""
+    """Read and validate one result file; anything wrong is a one-line :class:`DataError`."""
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        obj = json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(path, f"malformed JSON ({exc.msg})", line=exc.lineno) from None
     except UnicodeDecodeError:
         raise DataError(path, "not a UTF-8 text file") from None
+    except (OSError, RecursionError, ValueError) as exc:
+        raise DataError(path, f"cannot read ({type(exc).__name__})") from None
     if not isinstance(obj, dict) or "status" not in obj:
         raise DataError(path, "not a tdabench result file (no 'status'); pass only results directories to --results")
     version = obj.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMAS:
         age = "newer" if isinstance(version, int) and version > SCHEMA_VERSION else "older"
         fix = "regenerate it with `tdabench run --force`" if age == "older" else "upgrade tdabench"
         raise DataError(path, f"result schema version {version!r} is {age} than this tdabench's ({SCHEMA_VERSION}); refusing to mix it in: {fix}", field="schema_version")
     result = CellResult.from_dict(obj, str(path))
     if result.status == "ok":
-        missing = [m for m in ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps") if m not in result.metrics]
+        missing = [m for m in REQUIRED_SCORES if m not in result.scores]
         if missing:
-            raise DataError(path, f"an 'ok' result lacks metric {missing[0]!r}", field="metrics")
+            raise DataError(path, f"an 'ok' result lacks score {missing[0]!r}", field="scores")
+        expected = result.n_runs * result.n_test
+        for name, score in result.scores.items():
+            if score_spec(name).kind == "error" and score.n != expected:
+                raise DataError(path, f"score {name!r} counts {score.n} trajectories, but the split has {result.n_runs} runs x "
+                                      f"{result.n_test} test examples = {expected}: refusing a partial score", field="scores")
     elif result.status == "n/a" and not result.reason:
         raise DataError(path, "an 'n/a' result must give its reason", field="reason")
     elif result.status == "failed" and not result.error:
         raise DataError(path, "a 'failed' result must give its error", field="error")
     return Entry(result, path)
+
+
+def check_versions(entries: Sequence[Entry]) -> None:
+    """One line refusing results of one method computed under different versions of it, of
+    the package that registered it, or of tdabench."""
+    seen: dict[str, dict[tuple[str, str, str], Entry]] = {}
+    for e in entries:
+        r = e.result
+        if r.status == "n/a":
+            continue
+        ident = (r.method_version, r.distribution, str(r.provenance.versions.get("tdabench")))
+        seen.setdefault(r.method, {}).setdefault(ident, e)
+    for method, idents in sorted(seen.items()):
+        if len(idents) > 1:
+            (a, ea), (b, eb) = sorted(idents.items())[:2]
+            raise TDABenchError(
+                f"results of method {method!r} come from different versions (version {a[0]}, {a[1] or 'unknown package'}, tdabench {a[2]} "
+                f"in {ea.path}; version {b[0]}, {b[1] or 'unknown package'}, tdabench {b[2]} in {eb.path}): recompute the old ones "
+                "with `tdabench run`, or pass --allow-mixed-versions")
 
 
 def _created(entry: Entry) -> datetime:
@@ -108,8 +141,9 @@ def _created(entry: Entry) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def collect(dirs: Sequence[Path]) -> Collection:
-    """Every result file under ``dirs``, validated; duplicate cells resolved (newest wins)."""
+def collect(dirs: Sequence[Path], *, allow_mixed_versions: bool = False) -> Collection:
+    """Every result file under ``dirs``, validated; unreadable ones reported and left out;
+    duplicate cells resolved (newest wins); mixed method versions refused unless allowed."""
     files: list[tuple[Path, Path]] = []
     for root in dirs:
         root = Path(root)
@@ -120,9 +154,14 @@ def collect(dirs: Sequence[Path]) -> Collection:
         raise TDABenchError(f"no result files under {', '.join(str(d) for d in dirs)} (run `tdabench run --out DIR` first)")
     digest = hashlib.sha256()
     by_cell: dict[CellId, list[Entry]] = {}
+    problems: list[str] = []
     for root, path in files:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-        entry = read_entry(path)
+        try:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+            entry = read_entry(path)
+        except (DataError, OSError) as exc:
+            problems.append(str(exc) if isinstance(exc, DataError) else f"{path}: cannot read ({exc.strerror})")
+            continue
         by_cell.setdefault(entry.cell, []).append(entry)
     entries: list[Entry] = []
     duplicates: list[Duplicate] = []
@@ -132,7 +171,9 @@ def collect(dirs: Sequence[Path]) -> Collection:
         entries.append(group[0])
         if len(group) > 1:
             duplicates.append(Duplicate(cell, group[0], tuple(group[1:])))
-    return Collection(tuple(entries), tuple(duplicates), len(files), "sha256:" + digest.hexdigest())
+    if not allow_mixed_versions:
+        check_versions(entries)
+    return Collection(tuple(entries), tuple(duplicates), len(files), "sha256:" + digest.hexdigest(), tuple(problems))
 
 
 def group_of(benchmark: str) -> str:
@@ -162,12 +203,11 @@ def model_size(benchmark: str, n_params: int | None = None) -> float | None:
     Ids follow ``<source>/<setting>/<model>/<task>``; the model name carries the size
     (``pythia-410m``, ``pythia-2.8b``, ``neox-1m``), as papers quote it.
     """
-    parts = benchmark.split("/")
-    model = parts[2] if len(parts) >= 4 else benchmark
-    found = _SIZE.findall(model)
-    if found:
-        num, unit = found[-1]
-        return float(num) * _SCALE[unit.lower()]
+    for part in reversed(benchmark.split("/")[1:]):  # the model part: builtin/cf/it/neox-1m/mixture too
+        found = _SIZE.findall(part)
+        if found:
+            num, unit = found[-1]
+            return float(num) * _SCALE[unit.lower()]
     return float(n_params) if n_params else None
 
 

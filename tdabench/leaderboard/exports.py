@@ -26,14 +26,17 @@ def row_dict(table: Table, row: Row, lb: Leaderboard) -> dict[str, Any]:
     return {
         "group": table.group,
         "benchmark": r.benchmark,
-        "metric": r.metric,
+        "trajectory": r.trajectory,
         "split": r.split,
         "rank": row.rank,
         "method": r.method,
         "method_name": r.method_name,
+        "method_version": r.method_version,
         "status": r.status,
+        "in_sample": r.in_sample,
         "best": sorted(k for k, ms in table.best.items() if r.method in ms),
-        "metrics": {m: r.metrics[m].to_dict() for m in METRIC_NAMES if m in r.metrics},
+        "scores": {m: r.scores[m].to_dict() for m in r.scores},
+        "headroom": {k: _f(v) for k, v in sorted(table.headroom.items())} or None,
         "generalization_gap": {k: _f(v) for k, v in sorted(row.gap.items())} if row.gap else None,
         "fit_s": _f(r.fit_s),
         "simulate_s": _f(r.simulate_s),
@@ -62,7 +65,7 @@ def to_json(lb: Leaderboard) -> str:
         "schema": JSON_SCHEMA,
         "generated_on": p.generated,
         "command": p.command,
-        "rank_metric": RANK_METRIC,
+        "rank_score": RANK_METRIC,
         "columns": [{"key": c.key, "header": c.header, "better": c.better} for c in COLUMNS],
         "rows": [row_dict(t, row, lb) for t in lb.tables for row in t.rows],
         "mean_ranks": {
@@ -75,6 +78,16 @@ def to_json(lb: Leaderboard) -> str:
             }
             for scope, by_metric in lb.ranks.items()
         },
+        "mean_skills": {
+            scope: {
+                traj: [{"method": ms.method, "by_split": {s: {"skill": v[0], "scored": v[1], "benchmarks": v[2], "ci_above_0": ms.beats[s],
+                                                              "lds_final": ms.lds[s]} for s, v in ms.skill.items()}}
+                       for ms in skills]
+                for traj, skills in by_traj.items()
+            }
+            for scope, by_traj in lb.skills.items()
+        },
+        "left_out": list(lb.problems),
         "published": {
             "citation": CITATION,
             "note": "published numbers, not measured by tdabench",
@@ -101,7 +114,7 @@ def to_json(lb: Leaderboard) -> str:
 
 def to_csv(lb: Leaderboard) -> str:
     """One line per cell; floats in Python's shortest round-trip form; empty where missing."""
-    head = ["group", "benchmark", "metric", "split", "rank", "method", "method_name", "status"]
+    head = ["group", "benchmark", "trajectory", "split", "rank", "method", "method_name", "method_version", "status", "in_sample"]
     for m in METRIC_NAMES:
         head += [f"{m}_mean", f"{m}_std", f"{m}_ci95_lo", f"{m}_ci95_hi", f"{m}_n"]
     head += [f"gap_{m}" for m in METRIC_NAMES]
@@ -118,9 +131,9 @@ def to_csv(lb: Leaderboard) -> str:
     for t in lb.tables:
         for row in t.rows:
             r = row.result
-            line = [t.group, r.benchmark, r.metric, r.split, v(row.rank), r.method, r.method_name, r.status]
+            line = [t.group, r.benchmark, r.trajectory, r.split, v(row.rank), r.method, r.method_name, r.method_version, r.status, str(r.in_sample).lower()]
             for m in METRIC_NAMES:
-                s = r.metrics.get(m)
+                s = r.scores.get(m)
                 line += [v(s.mean), v(s.std), v(s.ci95[0]), v(s.ci95[1]), v(s.n)] if s else [""] * 5
             line += [v((row.gap or {}).get(m)) for m in METRIC_NAMES]
             line += [v(r.fit_s), v(r.simulate_s), v(r.peak_mem_mb), v(r.n_runs), v(r.n_test), v(lb.model_sizes.get(r.benchmark)),

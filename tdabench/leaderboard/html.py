@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from html import escape
 
-from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, Row, Table
+from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, score_parts
-from tdabench.leaderboard.text import LEGEND, RANK_HOW, group_title, table_heading
+from tdabench.leaderboard.fmt import display, num, score_parts
+from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, group_title, table_heading
 from tdabench.leaderboard.plots import size_svg, trajectory_svg
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
 
@@ -98,8 +98,9 @@ def _th(label: str, key: str = "", text: bool = False) -> str:
 def _row(table: Table, row: Row) -> str:
     r = row.result
     cls = {"ok": "", "n/a": ' class="na"', "failed": ' class="failed"'}[r.status]
+    mark = ' <i>(in-sample)</i>' if r.in_sample else ""
     cells = [f'<td data-v="{row.rank if row.rank is not None else ""}">{row.rank if row.rank is not None else "–"}</td>',
-             f'<td class="text">{escape(r.method)}</td>']
+             f'<td class="text">{escape(r.method)}{mark}</td>']
     for col in COLUMNS:
         best = ' class="best"' if r.method in table.best.get(col.key, frozenset()) else ""
         v = col.value(row)
@@ -141,6 +142,38 @@ def rank_table(ranks: list[MeanRank], tid: str) -> str:
     return f'<div class="scroll"><table class="sortable ranks" id="{tid}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody></table></div>"
 
 
+def skill_table(skills: list[MeanSkill], tid: str) -> str:
+    """A sortable table of mean skill per split, with LDS."""
+    splits = list(skills[0].skill) if skills else []
+    head = _th("method", "method", text=True) + "".join(_th(f"skill · {s}", f"skill-{s}") for s in splits) + _th("lds · seen", "lds")
+    rows = []
+    for ms in skills:
+        cells = [f'<td class="text">{escape(ms.method)}</td>']
+        for s in splits:
+            mean, k, n = ms.skill[s]
+            text = f"{num(mean)} ({k}/{n}, &gt;0: {ms.beats[s]})" if mean is not None else f"– (0/{n})"
+            cells.append(f'<td data-v="{_num_attr(mean)}">{text}</td>')
+        lds = ms.lds.get("seen")
+        cells.append(f'<td data-v="{_num_attr(lds)}">{escape(num(lds))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table class="sortable skills" id="{tid}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody></table></div>"
+
+
+def headroom_table(lb: Leaderboard, tid: str, group: str | None = None) -> str:
+    """A sortable table of each benchmark's headroom (loss, seen split)."""
+    keys = ("mse_reference", "mse_constant", "reference_over_constant", "around_mean_share")
+    head = _th("benchmark", "benchmark", text=True) + "".join(_th(h, k) for h, k in zip(("mse mean traj", "mse constant", "mean traj / constant", "share around mean"), keys))
+    rows = []
+    for t in lb.tables:
+        if t.trajectory != "loss" or t.split != "seen" or (group is not None and t.group != group) or not t.headroom:
+            continue
+        cells = "".join(f'<td data-v="{_num_attr(t.headroom.get(k))}">{escape(num(t.headroom.get(k)))}</td>' for k in keys)
+        rows.append(f'<tr><td class="text">{escape(t.benchmark)}</td>{cells}</tr>')
+    if not rows:
+        return "<p>No benchmark has a scored seen split on loss here.</p>"
+    return f'<div class="scroll"><table class="sortable headroom" id="{tid}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody></table></div>"
+
+
 def _published(lb: Leaderboard) -> str:
     head = "".join(_th(h, slug(h), text=i < 4) for i, h in enumerate(("setting", "model", "tasks", "method", "MSE", "MAE", "final-step ρ")))
     rows = []
@@ -172,6 +205,10 @@ def _figure(svg: str, caption: str) -> str:
 
 def _group(lb: Leaderboard, group: str) -> str:
     out = [f'<section id="g-{slug(group)}"><h2>{escape(group_title(group))}</h2>']
+    for metric, skills in lb.skills.get(group, {}).items():
+        out += [f"<h3>Skill over the mean trajectory in this group ({escape(metric)})</h3>", f'<p class="legend">{inline_md(SKILL_HOW)}</p>',
+                skill_table(skills, slug(f"s-{group}-{metric}"))]
+    out += ["<h3>Headroom</h3>", headroom_table(lb, slug(f"h-{group}"), group)]
     for metric, ranks in lb.ranks[group].items():
         out += [f"<h3>Mean rank in this group ({escape(metric)})</h3>", rank_table(ranks, slug(f"r-{group}-{metric}"))]
     pts = lb.sizes.get(group)
@@ -213,6 +250,9 @@ def _footer(lb: Leaderboard) -> str:
 
 def _issues(lb: Leaderboard) -> str:
     out = []
+    if lb.problems:
+        items = "\n".join(f"<li>{escape(p)}</li>" for p in lb.problems)
+        out.append(f'<h2 id="left-out">Files left out</h2>\n<ul>\n{items}\n</ul>')
     failed = [e.result for e in lb.collection.entries if e.result.status == "failed"]
     if failed:
         rows = "\n".join(f'<tr class="failed"><td class="text">{escape(r.benchmark)}</td><td class="text">{r.metric}</td><td class="text">{r.split}</td>'
@@ -234,6 +274,12 @@ def page(lb: Leaderboard) -> str:
     nav = "".join(f'<a href="#g-{slug(g)}">{escape(group_title(g))}</a>' for g in lb.groups)
     nav += '<a href="#published">published numbers</a><a href="#provenance">provenance</a>'
     summary = []
+    for group in lb.groups:
+        if "loss" in lb.skills.get(group, {}):
+            summary += [f"<h2>Attribution: skill over the mean trajectory, {escape(group_title(group))} (loss)</h2>",
+                        f'<p class="legend">{inline_md(SKILL_HOW)}</p>', skill_table(lb.skills[group]["loss"], slug(f"s-all-{group}"))]
+    summary += ["<h2>Headroom: how much each benchmark leaves to attribute</h2>", f'<p class="legend">{inline_md(HEADROOM_HOW)}</p>',
+                headroom_table(lb, "h-all")]
     for metric, ranks in lb.ranks[ALL].items():
         summary += [f"<h2>Mean rank over all benchmarks ({escape(metric)})</h2>", f'<p class="legend">{inline_md(RANK_HOW)}</p>', rank_table(ranks, slug(f"r-all-{metric}"))]
     legend = inline_md(LEGEND)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tdabench import __version__
-from tdabench.leaderboard.aggregate import RANK_METRIC, MeanRank, Table, build_tables, mean_ranks
+from tdabench.leaderboard.aggregate import MeanRank, MeanSkill, Table, build_tables, mean_ranks, mean_skills
 from tdabench.leaderboard.collect import Collection, model_size
 from tdabench.leaderboard.published import Ordering, orderings
 from tdabench.leaderboard.samples import Samples, TruthSource, sample_trajectories
@@ -50,7 +50,9 @@ class Leaderboard:
     """Everything the renderers show.
 
     Attributes:
-        ranks: scope (``all`` or a group) -> metric -> mean ranks.
+        ranks: scope (``all`` or a group) -> trajectory -> mean ranks by skill.
+        skills: scope -> trajectory -> mean skill and LDS per method (the attribution summary).
+        problems: one line per result or predictions file left out.
         samples: (benchmark, metric) -> sample trajectories of one split.
         sizes: group -> method -> (model size, mse) points (loss, seen split).
         size_notes: group -> why some or all benchmarks are missing from its size plot.
@@ -68,6 +70,8 @@ class Leaderboard:
     provenance: Provenance
     model_sizes: dict[str, float | None]
     metrics: tuple[str, ...] = field(default=())
+    skills: dict[str, dict[str, list[MeanSkill]]] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
 
 
 def _provenance(coll: Collection, command: str, now: datetime | None) -> Provenance:
@@ -93,14 +97,14 @@ def _provenance(coll: Collection, command: str, now: datetime | None) -> Provena
     )
 
 
-def _samples(tables: Sequence[Table], truth: TruthSource) -> dict[tuple[str, str], Samples]:
-    """One split per (benchmark, metric): ``seen`` if it has ok cells, else the first that has."""
+def _samples(tables: Sequence[Table], truth: TruthSource, problems: list[str]) -> dict[tuple[str, str], Samples]:
+    """One split per (benchmark, trajectory): ``seen`` if it has ok cells, else the first that has."""
     out: dict[tuple[str, str], Samples] = {}
-    for t in tables:  # sorted, so "seen" comes first within a (benchmark, metric)
+    for t in tables:  # sorted, so "seen" comes first within a (benchmark, trajectory)
         key = (t.benchmark, t.metric)
         if key in out or not any(r.result.status == "ok" for r in t.rows):
             continue
-        s = sample_trajectories([r.entry for r in t.rows], truth)
+        s = sample_trajectories([r.entry for r in t.rows], truth, problems)
         if s is not None:
             out[key] = s
     return out
@@ -117,8 +121,8 @@ def _sizes(tables: Sequence[Table], model_sizes: dict[str, float | None]) -> tup
             unknown.setdefault(t.group, []).append(t.benchmark)
             continue
         for r in t.rows:
-            mse = r.result.metrics.get(RANK_METRIC)
-            if r.result.status == "ok" and mse is not None and mse.mean == mse.mean:
+            mse = r.result.scores.get("mse_all_steps")
+            if r.result.status == "ok" and not r.result.in_sample and mse is not None and mse.mean == mse.mean:
                 points.setdefault(t.group, {}).setdefault(r.result.method, []).append((size, mse.mean))
     notes = {
         g: f"Model size unknown (the id names none, e.g. '410m'), left out: {', '.join(sorted(b))}." for g, b in unknown.items()
@@ -138,16 +142,21 @@ def assemble(coll: Collection, truth: TruthSource, command: str, now: datetime |
     for g in groups:
         gt = [t for t in tables if t.group == g]
         ranks[g] = {m: mean_ranks(gt, m) for m in metrics if any(t.metric == m for t in gt)}
+    skills = {ALL: {m: mean_skills(tables, m) for m in metrics}}
+    for g in groups:
+        gt = [t for t in tables if t.group == g]
+        skills[g] = {m: mean_skills(gt, m) for m in metrics if any(t.metric == m for t in gt)}
     by_setting: dict[str, tuple[tuple[str, ...], list[MeanRank]]] = {}
     for setting in ("it", "ft"):
         st = [t for t in tables if t.benchmark.split("/")[1:2] == [setting]]
         if st:
             by_setting[setting] = (tuple(sorted({t.group for t in st})), mean_ranks(st, "loss"))
-    samples = _samples(tables, truth)  # loads the benchmarks it can, so their metadata is known below
+    problems = list(coll.problems)
+    samples = _samples(tables, truth, problems)  # loads the benchmarks it can, so their metadata is known below
     model_sizes = {}
     for t in tables:
         bench = truth.cached(t.benchmark)
         model_sizes[t.benchmark] = model_size(t.benchmark, bench.meta.n_params if bench is not None else None)
     sizes, notes = _sizes(tables, model_sizes)
     return Leaderboard(coll, tuple(tables), groups, ranks, tuple(orderings(by_setting)), samples, sizes, notes,
-                       _provenance(coll, command, now), model_sizes, metrics)
+                       _provenance(coll, command, now), model_sizes, metrics, skills, tuple(problems))

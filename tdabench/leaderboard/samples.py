@@ -8,6 +8,7 @@ Otherwise the plot shows predictions only and says why.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -97,19 +98,28 @@ class Samples:
     note: str
 
 
-def _load(entry: Entry) -> dict[str, np.ndarray] | None:
-    path = entry.predictions_path
-    if path is None:
+def _load(entry: Entry, problems: list[str]) -> dict[str, np.ndarray] | None:
+    """The predictions of an ok cell, or None with a line in ``problems`` saying why not."""
+    name = entry.result.predictions
+    path = entry.path.parent / name if name else None
+    if path is None or not path.is_file():
+        problems.append(f"{path or entry.path}: predictions file missing; {entry.result.method} is left out of the plot")
         return None
-    with np.load(path, allow_pickle=False) as z:
-        if not {"pred", "runs", "test_ids", "steps"} <= set(z.files):
-            return None
-        return {k: z[k] for k in ("pred", "runs", "test_ids", "steps")}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not {"pred", "runs", "test_ids", "steps"} <= set(z.files):
+                raise ValueError("arrays missing")
+            return {k: z[k] for k in ("pred", "runs", "test_ids", "steps")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        problems.append(f"{path}: predictions unreadable ({type(exc).__name__}); {entry.result.method} is left out of the plot")
+        return None
 
 
-def sample_trajectories(entries: Sequence[Entry], truth: TruthSource) -> Samples | None:
-    """Samples for the ok cells of one (benchmark, metric, split), in the given order."""
-    loaded = [(e, _load(e)) for e in entries if e.result.status == "ok"]
+def sample_trajectories(entries: Sequence[Entry], truth: TruthSource, problems: list[str] | None = None) -> Samples | None:
+    """Samples for the ok cells of one (benchmark, trajectory, split), in the given order; a cell
+    whose predictions cannot be read is left out, with a line in ``problems``."""
+    problems = [] if problems is None else problems
+    loaded = [(e, _load(e, problems)) for e in entries if e.result.status == "ok"]
     loaded = [(e, z) for e, z in loaded if z is not None and z["pred"].ndim == 3 and z["pred"].shape[0] > 0]
     if not loaded:
         return None

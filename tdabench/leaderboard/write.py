@@ -35,9 +35,10 @@ def write_all(lb: Leaderboard, out: Path) -> list[Path]:
     return paths
 
 
-def build(results: Sequence[Path], out: Path, truth: TruthSource, command: str) -> tuple[Leaderboard, list[Path]]:
+def build(results: Sequence[Path], out: Path, truth: TruthSource, command: str, *,
+          allow_mixed_versions: bool = False) -> tuple[Leaderboard, list[Path]]:
     """Read ``results``, write the leaderboard files under ``out``; return it and the paths."""
-    lb = assemble(collect(results), truth, command)
+    lb = assemble(collect(results, allow_mixed_versions=allow_mixed_versions), truth, command)
     return lb, write_all(lb, Path(out))
 
 
@@ -46,10 +47,11 @@ def stable_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if not VOLATILE.search(line)]
 
 
-def check(results: Sequence[Path], out: Path, truth: TruthSource, command: str) -> list[str]:
+def check(results: Sequence[Path], out: Path, truth: TruthSource, command: str, *,
+          allow_mixed_versions: bool = False) -> list[str]:
     """Regenerate into a temporary directory; the files of ``out`` that differ (apart from the date)."""
     with tempfile.TemporaryDirectory() as tmp:
-        _, paths = build(results, Path(tmp), truth, command)
+        _, paths = build(results, Path(tmp), truth, command, allow_mixed_versions=allow_mixed_versions)
         diffs = []
         for p in paths:
             rel = p.relative_to(tmp)
