@@ -23,7 +23,7 @@ from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
 from tdabench.helpers import MeanChange
 from tdabench.results import CellResult, cell_key, predictions_readable, provenance, read_result, result_path, write_result
-from tdabench.scores import OverflowingPrediction, headroom, score_groups
+from tdabench.scores import OverflowingPrediction, Score, headroom, score_groups
 from tdabench.simulator import MethodSpec, config_dict
 from tdabench.views import SPLIT_FIT, fit_data, group_rows, not_applicable, split_view
 from tdabench.worker import Fitted, FitTask, MethodJob
@@ -85,7 +85,7 @@ class UnitState:
     bench: Benchmark
     todo: dict[str, CellResult]
     truth: dict[str, np.ndarray] = field(default_factory=dict)
-    reference: dict[str, np.ndarray] = field(default_factory=dict)
+    reference: dict[str, np.ndarray | None] = field(default_factory=dict)
     queries: dict[str, Any] = field(default_factory=dict)
     locks: list[CellLock] = field(default_factory=list)
 
@@ -181,7 +181,10 @@ def plan_unit(unit: Unit, bench: Benchmark) -> Planned:
             view = split_view(bench, split, unit.trajectory, seed=unit.seed)
             queries[split] = view.query
             state.truth[split], state.queries[split] = view.truth, view.query
-            state.reference[split] = mean.predict(view.query)
+            try:
+                state.reference[split] = mean.predict(view.query)
+            except ValueError:  # runs of another length: no batch-blind reference, so no skill
+                state.reference[split] = None
         tasks.append(FitTask(fit, data, queries))
     return Planned(done, state, MethodJob(unit.choice.spec, unit.choice.config, tuple(tasks)), replaced)
 
@@ -197,6 +200,12 @@ def validated(pred: object, shape: tuple[int, int, int], initial: np.ndarray) ->
     if not np.allclose(arr[:, :, 0], initial, rtol=1e-5, atol=1e-6):
         raise ValueError("simulate() must start every trajectory at query.initial (column 0)")
     return arr
+
+
+def without_skill(scores: dict[str, Score]) -> dict[str, Score]:
+    """``scores`` with the skill undefined: a split whose runs have no batch-blind reference."""
+    nan = float("nan")
+    return {k: (Score(nan, nan, (nan, nan), 0) if k.startswith("skill_mse") else v) for k, v in scores.items()}
 
 
 def in_sample_rescaled(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -226,12 +235,14 @@ def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
                 pred = in_sample_rescaled(pred, truth)
                 base = dataclasses.replace(base, in_sample=True)
             names, rows = group_rows(bench, q.test.ids)
-            scores, by_group = score_groups(pred, truth, ref, rows, group_names=names)
+            scores, by_group = score_groups(pred, truth, pred if ref is None else ref, rows, group_names=names)
+            if ref is None:
+                scores, by_group = without_skill(scores), {g: without_skill(sc) for g, sc in by_group.items()}
         except (ValueError, OverflowingPrediction) as exc:
             cells.append(_finish(unit, dataclasses.replace(base, status="failed", error=f"simulate: {exc}")))
             continue
         done = dataclasses.replace(
-            base, scores=scores, group_scores=by_group, reference=headroom(truth, ref), simulate_s=round(sim.seconds, 4),
+            base, scores=scores, group_scores=by_group, reference=headroom(truth, ref) if ref is not None else {}, simulate_s=round(sim.seconds, 4),
             peak_mem_mb=round(max(fitted.peak_mb, sim.peak_mb), 1), n_runs=int(truth.shape[0]), n_test=int(truth.shape[1]),
         )
         extra = {"runs": np.array(q.runs.names), "test_ids": q.test.ids, "steps": q.runs.steps}

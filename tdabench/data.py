@@ -139,6 +139,8 @@ class Run:
         trajectories: metric name -> Trajectory.
         settings: the run's settings as strings (from its directory name or manifest).
         train_loss: float64 [T] training loss of each step, NaN where not recorded.
+        test_ids: the rows of its trajectories, when they are not the benchmark's test ids:
+            an unseen-train run recorded on a subset of them (GPTDynamics' ``flan_ood``).
     """
 
     name: str
@@ -148,6 +150,7 @@ class Run:
     trajectories: Mapping[str, Trajectory]
     settings: Mapping[str, str] = field(default_factory=dict)
     train_loss: np.ndarray | None = None
+    test_ids: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -254,8 +257,10 @@ class DesignInfo:
 class Benchmark:
     """A set of recorded runs with its examples, metadata and split.
 
-    Every run has the same number of steps and the same recorded steps for each metric,
-    and every trajectory's rows follow ``test.ids``.
+    The fit, validation and evaluation runs have the same number of steps and recorded steps
+    for each trajectory, and their trajectories' rows follow ``test.ids``. Unseen-train runs
+    share those among themselves; they may be of another length (another training setting)
+    and cover a subset of the test ids (``Run.test_ids``).
 
     Attributes:
         test_groups: group name -> test ids, for benchmarks scored per group and averaged
@@ -283,13 +288,28 @@ class Benchmark:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        """Metric names recorded in every run."""
+        """Trajectory names recorded in every run (the old word for :attr:`trajectories`)."""
         if not self.runs:
             return ()
         names = set(self.runs[0].trajectories)
         for r in self.runs[1:]:
             names &= set(r.trajectories)
         return tuple(sorted(names, key=lambda m: (m != "loss", m)))
+
+    @property
+    def trajectories(self) -> tuple[str, ...]:
+        """Trajectory names recorded in every run."""
+        return self.metrics
+
+    def rows(self, run: Run, test_ids: np.ndarray) -> np.ndarray:
+        """Rows of ``run``'s trajectories holding ``test_ids`` (all must be there)."""
+        ids = np.asarray(test_ids, dtype=np.int64)
+        if run.test_ids is None:
+            return self.test.positions(ids)
+        pos = np.searchsorted(run.test_ids, ids).clip(max=len(run.test_ids) - 1)
+        if not np.array_equal(run.test_ids[pos], ids):
+            raise TDABenchError(f"run {run.name!r} of {self.id!r} has no trajectories for some of these test ids")
+        return pos
 
     @property
     def content_hash(self) -> str:
@@ -311,6 +331,8 @@ def content_hash(bench: Benchmark) -> str:
     for run in sorted(bench.runs, key=lambda r: r.name):
         h.update(run.name.encode())
         h.update(np.ascontiguousarray(run.batches, dtype=np.int64).tobytes())
+        if run.test_ids is not None:
+            h.update(b"test_ids" + np.ascontiguousarray(run.test_ids, dtype=np.int64).tobytes())
         for metric in sorted(run.trajectories):
             tr = run.trajectories[metric]
             h.update(metric.encode())

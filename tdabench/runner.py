@@ -129,6 +129,8 @@ def _load(refs: Sequence[BenchmarkRef], results: RunResults) -> list[Benchmark]:
             benches.append(ref.load())
         except TDABenchError as exc:
             results.broken.append(f"{ref.id}: {exc}")
+    if not benches and results.broken:  # nothing to run: the user's input is at fault
+        raise TDABenchError(f"benchmark {results.broken[0]}")
     return benches
 
 

@@ -33,6 +33,8 @@ class Capabilities:
         metric_trajectories: handles trajectories other than loss (BLEU, ROUGE).
         needs_checkpoints: needs the model and its checkpoints (``FitData.model``).
         needs_text: needs the example texts.
+        any_length: predicts runs of another length than the fit runs (a batch-blind
+            prediction exists only for runs as long as the fit runs).
     """
 
     unseen_test: bool = False
@@ -40,6 +42,7 @@ class Capabilities:
     metric_trajectories: bool = True
     needs_checkpoints: bool = False
     needs_text: bool = False
+    any_length: bool = True
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tdabench.errors import DataError, TDABenchError, UnknownNameError
-from tdabench.formats.gptdynamics_load import load_benchmarks
+from tdabench.formats.gptdynamics_load import scan_benchmarks
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import BenchmarkRef
 
@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 
 
 def refs_from_dir(path: Path, *, progress: bool = False) -> list[BenchmarkRef]:
-    """Load every benchmark under ``path`` and wrap each as a ref."""
-    benches = load_benchmarks(path, progress=progress)
-    return [BenchmarkRef(b.id, b.meta.description or str(path), (lambda b=b: b)) for b in benches]
+    """Every benchmark under ``path`` as a ref; a broken one's ref raises its error when loaded."""
+    return [BenchmarkRef(f.id, f.description or str(path), f.load) for f in scan_benchmarks(path, progress=progress)]
 
 
 @hookimpl

@@ -42,7 +42,7 @@ def check_split_name(name: str) -> str:
 def run_batches(bench: Benchmark, names: tuple[str, ...], trajectory: str) -> RunBatches:
     """The inputs of the named runs: batches, learning rates and the trajectory's recorded steps."""
     runs = [bench.run(n) for n in names]
-    steps = bench.runs[0].trajectories[trajectory].steps
+    steps = (runs[0] if runs else bench.runs[0]).trajectories[trajectory].steps
     if not runs:
         T = bench.runs[0].n_steps
         return RunBatches((), np.zeros(0, np.int64), np.zeros((0, T, 1), np.int64), np.zeros((0, T)), steps)
@@ -62,11 +62,10 @@ def run_batches(bench: Benchmark, names: tuple[str, ...], trajectory: str) -> Ru
 
 def values(bench: Benchmark, names: tuple[str, ...], trajectory: str, test_ids: np.ndarray) -> np.ndarray:
     """float64 [R, n, K]: the named runs' trajectories for ``test_ids``."""
-    rows = bench.test.positions(test_ids)
-    K = len(bench.runs[0].trajectories[trajectory].steps)
     if not names:
-        return np.zeros((0, len(rows), K))
-    return np.stack([bench.run(n).trajectories[trajectory].values[rows] for n in names])
+        return np.zeros((0, len(test_ids), len(bench.runs[0].trajectories[trajectory].steps)))
+    runs = [bench.run(n) for n in names]
+    return np.stack([r.trajectories[trajectory].values[bench.rows(r, test_ids)] for r in runs])
 
 
 def fit_test_ids(bench: Benchmark, fit: str) -> np.ndarray:
@@ -104,11 +103,17 @@ def fit_data(bench: Benchmark, trajectory: str, *, fit: str = FIT_ALL, seed: int
 def split_parts(bench: Benchmark, split: str) -> tuple[tuple[str, ...], np.ndarray]:
     """(evaluation run names, test ids) of a split."""
     heldout = np.asarray(bench.split.heldout_test_ids, dtype=np.int64)
+    unseen = bench.split.unseen_train_runs
+    covered = bench.test.ids  # unseen-train runs may be recorded on a subset of the test ids
+    for name in unseen:
+        own = bench.run(name).test_ids
+        if own is not None:
+            covered = np.intersect1d(covered, own)
     return {
         "seen": (bench.split.eval_runs, bench.test.ids),
         "unseen-test": (bench.split.eval_runs, heldout),
-        "unseen-train": (bench.split.unseen_train_runs, bench.test.ids),
-        "unseen-both": (bench.split.unseen_train_runs, heldout),
+        "unseen-train": (unseen, covered),
+        "unseen-both": (unseen, np.intersect1d(heldout, covered)),
     }[check_split_name(split)]
 
 
@@ -129,6 +134,8 @@ def not_applicable(bench: Benchmark, split: str, trajectory: str, caps: Capabili
         return "the method cannot use training examples it was not fitted on"
     if trajectory != "loss" and not caps.metric_trajectories:
         return f"the method handles loss trajectories only, not {trajectory}"
+    if not caps.any_length and bench.run(runs[0]).n_steps != bench.run(bench.split.fit_runs[0]).n_steps:
+        return "the method predicts only runs as long as the fit runs (these runs have another length)"
     if caps.needs_checkpoints and bench.model is None:
         return "the benchmark has no model checkpoints"
     if caps.needs_text and not (bench.train.has_text and bench.test.has_text):

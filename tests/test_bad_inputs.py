@@ -47,7 +47,7 @@ CASES: dict[str, tuple[str, int, Callable[[dict], dict | str], str]] = {
     "duplicate step": ("train_samples_id.json", 4, lambda o: {**o, "step": 3}, "train_samples_id.json:4: field 'step': duplicate step 3 (first at line 3)"),
     "missing field": ("train_samples_id.json", 2, lambda o: {"step": 2}, "train_samples_id.json:2: field 'samples_id': missing"),
     "nan value": ("all_loss_trajectory.out", 5, lambda o: _set_loss(o, 2, float("nan")), "all_loss_trajectory.out:5: field 'loss': value nan at step 3 is not finite"),
-    "string value": ("all_loss_trajectory.out", 2, lambda o: _set_loss(o, 0, "x"), "all_loss_trajectory.out:2: field 'loss': values must be numbers"),
+    "string value": ("all_loss_trajectory.out", 2, lambda o: _set_loss(o, 0, "x"), "all_loss_trajectory.out:2: field 'loss': expected a number, got a string (\"x\")"),
     "short trajectory": ("all_bleu_trajectory.out", 1, lambda o: {**o, "loss_trajectory": o["loss_trajectory"][:-1]}, "all_bleu_trajectory.out:1: field 'loss_trajectory': trajectory has 5 steps, other lines have 6"),
     "ragged trajectory": ("all_loss_trajectory.out", 4, lambda o: {**o, "loss_trajectory": o["loss_trajectory"][:-1]}, "all_loss_trajectory.out:4: field 'loss_trajectory': trajectory has 5 steps, other lines have 6"),
     "duplicate test id": ("all_loss_trajectory.out", 3, lambda o: {**o, "id": 200}, "all_loss_trajectory.out:3: field 'id': duplicate test id 200"),

@@ -61,7 +61,7 @@ def tdabench_methods() -> list[MethodSpec]:
         MethodSpec(
             name="mean-trajectory",
             factory=MeanTrajectory,
-            capabilities=Capabilities(unseen_test=True, unseen_train=True),
+            capabilities=Capabilities(unseen_test=True, unseen_train=True, any_length=False),
             version="1",
             summary="per-test-example mean change over the fit runs, from the initial value",
         ),

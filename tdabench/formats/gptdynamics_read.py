@@ -21,13 +21,18 @@ import numpy as np
 
 from tdabench.data import ExampleSet, Run, Trajectory
 from tdabench.errors import DataError
-from tdabench.formats.jsonl import read_jsonl, require
+from tdabench.formats.gptdynamics_release import EXAMPLE_FILES, is_debug_file, run_role
+from tdabench.formats.jsonl import check_int, check_number, read_jsonl, require
 from tdabench.formats.names import parse_run_name
 
 BATCHES_FILE = "train_samples_id.json"
 LOG_FILE = "log.out"
 TRAJECTORY_PREFIX, TRAJECTORY_SUFFIX = "all_", "_trajectory.out"
 TEST_FILE_WORDS = ("validation", "eval", "dev", "test")
+#: The largest magnitude a recorded value may have (losses, BLEU 0-100, ROUGE 0-1 are far below);
+#: beyond it squared errors overflow. Learning rates are bounded likewise.
+MAX_VALUE = 1e6
+MAX_LR = 10.0
 
 
 def is_run_dir(path: Path) -> bool:
@@ -52,10 +57,12 @@ def read_batches(path: Path) -> tuple[np.ndarray, np.ndarray]:
     rows: list[list[int]] = []
     lines: list[int] = []
     for lineno, obj in read_jsonl(path):
-        step = require(obj, "step", int, path, lineno)
+        step = check_int(require(obj, "step", int, path, lineno), path, lineno, "step", lo=1)
         ids = require(obj, "samples_id", list, path, lineno)
-        if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
-            raise DataError(path, f"expected a non-empty list of ids >= 0, got {ids!r}", line=lineno, field="samples_id")
+        if not ids:
+            raise DataError(path, "expected a non-empty list of ids, got []", line=lineno, field="samples_id")
+        for i in ids:
+            check_int(i, path, lineno, "samples_id", lo=0)
         steps.append(step)
         rows.append(ids)
         lines.append(lineno)
@@ -100,10 +107,18 @@ def read_trajectories(path: Path, n_steps: int) -> tuple[np.ndarray, np.ndarray,
         key = next((k for k in obj if k.endswith("_trajectory")), "loss_trajectory")
         entries = require(obj, key, list, path, lineno)
         try:
-            all_steps.append([e["step"] for e in entries])
-            all_vals.append([e["loss"] for e in entries])
+            steps_row = [e["step"] for e in entries]
+            vals_row = [e["loss"] for e in entries]
         except (KeyError, TypeError) as exc:
             raise DataError(path, f"each entry needs 'step' and 'loss' ({exc!r} missing)", line=lineno, field=key) from None
+        if not all(type(v) is int for v in steps_row):  # noqa: E721 - a bool or float is not a step
+            bad = next(v for v in steps_row if type(v) is not int)  # noqa: E721
+            check_int(bad, path, lineno, "step")
+        if not all(type(v) is float or type(v) is int for v in vals_row):  # noqa: E721 - no strings, no booleans
+            bad = next(v for v in vals_row if not (type(v) is float or type(v) is int))  # noqa: E721
+            check_number(bad, path, lineno, "loss")
+        all_steps.append(steps_row)
+        all_vals.append(vals_row)
         lines.append(lineno)
     if not ids:
         raise DataError(path, "no test examples")
@@ -116,13 +131,14 @@ def read_trajectories(path: Path, n_steps: int) -> tuple[np.ndarray, np.ndarray,
     _check_trajectory_steps(path, steps_arr, n_steps, lines[0])
     try:
         values = np.asarray(all_vals, dtype=np.float64)
-    except (TypeError, ValueError):
-        bad = next(i for i, v in enumerate(all_vals) if not all(isinstance(x, (int, float)) for x in v))
-        raise DataError(path, "values must be numbers", line=lines[bad], field="loss") from None
-    finite = np.isfinite(values)
+    except OverflowError:
+        raise DataError(path, f"a value is too large for a float (beyond {MAX_VALUE:g})", field="loss") from None
+    finite = np.isfinite(values) & (np.abs(values) <= MAX_VALUE)
     if not finite.all():
         row, col = map(int, np.argwhere(~finite)[0])
-        raise DataError(path, f"value {values[row, col]} at step {first[col]} is not finite", line=lines[row], field="loss")
+        v = values[row, col]
+        what = "is not finite" if not np.isfinite(v) else f"is beyond ±{MAX_VALUE:g} (its squared errors would overflow)"
+        raise DataError(path, f"value {v} at step {first[col]} {what}", line=lines[row], field="loss")
     id_arr = np.asarray(ids, dtype=np.int64)
     order = np.argsort(id_arr, kind="stable")
     dup = np.flatnonzero(np.diff(id_arr[order]) == 0)
@@ -139,7 +155,9 @@ def _check_trajectory_steps(path: Path, steps: np.ndarray, n_steps: int, line: i
         raise DataError(path, f"duplicate step {int(steps[np.argmin(diffs)])}", line=line, field="step")
     if np.any(diffs < 0):
         raise DataError(path, "steps out of order", line=line, field="step")
-    if steps[0] < 0 or steps[-1] > n_steps:
+    if steps[0] < 0:
+        raise DataError(path, f"step {int(steps[0])} is negative (steps run 0..{n_steps})", line=line, field="step")
+    if steps[-1] > n_steps:
         raise DataError(path, f"trajectory runs to step {int(steps[-1])} but {BATCHES_FILE} has {n_steps} steps", line=line, field="loss_trajectory")
     consecutive = bool(np.all(diffs == 1))
     if consecutive and steps[-1] != n_steps:
@@ -152,23 +170,34 @@ def _check_trajectory_steps(path: Path, steps: np.ndarray, n_steps: int, line: i
 
 
 def read_log(path: Path, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """``log.out`` (Python-dict lines) -> (lr [T], train loss [T]); NaN where absent."""
+    """``log.out`` (Python-dict lines) -> (lr [T], train loss [T]); NaN where absent.
+
+    A line may carry a progress-bar prefix (a tqdm line without its newline) before the
+    dict; the prefix is skipped, as the authors' preprocessing does. ``None`` is absent; a
+    string or a boolean where a number belongs is an error.
+    """
     lr = np.full(n_steps, np.nan)
     loss = np.full(n_steps, np.nan)
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = ast.literal_eval(line.strip())
-            except (ValueError, SyntaxError):
-                raise DataError(path, "malformed log line (expected a Python dict)", line=lineno) from None
-            if not isinstance(obj, dict) or "step" not in obj:
-                continue  # published logs interleave other records
-            step = obj["step"]
-            if isinstance(step, int) and 1 <= step <= n_steps:
-                lr[step - 1] = float(obj.get("lr", obj.get("learning_rate", np.nan)))
-                loss[step - 1] = float(obj.get("loss", np.nan))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not valid UTF-8 text (byte {exc.start + 1})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        start = line.find("{")
+        if start < 0:
+            continue  # progress bars and other output between the records
+        try:
+            obj = ast.literal_eval(line[start:].strip())
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            raise DataError(path, "malformed log line (expected a Python dict)", line=lineno) from None
+        if not isinstance(obj, dict) or "step" not in obj:
+            continue  # published logs interleave other records
+        step = check_int(obj["step"], path, lineno, "step")
+        if not 1 <= step <= n_steps:
+            continue
+        for key, out, hi in (("lr", lr, MAX_LR), ("learning_rate", lr, MAX_LR), ("loss", loss, MAX_VALUE)):
+            if obj.get(key) is not None:
+                out[step - 1] = check_number(obj[key], path, lineno, key, lo=0.0, hi=hi)
     return lr, loss
 
 
@@ -181,13 +210,29 @@ def inferred_lr(settings: dict[str, str], n_steps: int) -> np.ndarray:
     return lr0 * (1.0 - np.arange(n_steps) / n_steps)
 
 
+def filled_lr(lr: np.ndarray, settings: dict[str, str]) -> np.ndarray:
+    """``lr`` with steps the log left out taken from the published schedule (where the name gives it)."""
+    return np.where(np.isfinite(lr), lr, inferred_lr(settings, len(lr)))
+
+
 @dataclass(frozen=True)
 class RawRun:
-    """A run as read, before it is aligned to its benchmark's test ids."""
+    """A run as read, before it is aligned to its benchmark's test ids.
+
+    Attributes:
+        run: the run, every trajectory file included (rows in each file's own id order).
+        metric_ids: trajectory -> its test ids (a metric file may cover a subset: FLAN's BLEU).
+        path: the run directory.
+    """
 
     run: Run
-    test_ids: np.ndarray
+    metric_ids: dict[str, np.ndarray]
     path: Path
+
+    @property
+    def test_ids(self) -> np.ndarray:
+        """The loss file's test ids."""
+        return self.metric_ids["loss"]
 
 
 def read_run(path: Path, *, seed_fallback: int = 0) -> RawRun:
@@ -196,28 +241,22 @@ def read_run(path: Path, *, seed_fallback: int = 0) -> RawRun:
     n_steps = len(steps)
     settings = parse_run_name(path.name)
     trajectories: dict[str, Trajectory] = {}
-    test_ids: np.ndarray | None = None
-    ref_file: Path | None = None
+    metric_ids: dict[str, np.ndarray] = {}
     files = sorted(path.glob(TRAJECTORY_PREFIX + "*" + TRAJECTORY_SUFFIX))
     if not any(f.name == "all_loss_trajectory.out" for f in files):
         raise DataError(path / "all_loss_trajectory.out", "file not found")
     for f in files:
         metric = f.name[len(TRAJECTORY_PREFIX) : -len(TRAJECTORY_SUFFIX)]
-        ids, tsteps, values = read_trajectories(f, n_steps)
-        if test_ids is None:
-            test_ids, ref_file = ids, f
-        elif not np.array_equal(ids, test_ids):
-            diff = np.setxor1d(ids, test_ids)
-            raise DataError(f, f"test ids differ from {ref_file.name}: e.g. id {int(diff[0])}", field="id")
+        metric_ids[metric], tsteps, values = read_trajectories(f, n_steps)
         trajectories[metric] = Trajectory(tsteps, values)
     if (path / LOG_FILE).is_file():
         lr, train_loss = read_log(path / LOG_FILE, n_steps)
+        lr = filled_lr(lr, settings)
     else:
         lr, train_loss = inferred_lr(settings, n_steps), None
     seed = int(settings["seed"]) if settings.get("seed", "").lstrip("-").isdigit() else seed_fallback
     run = Run(path.name, seed, batches, lr, trajectories, settings, train_loss)
-    assert test_ids is not None
-    return RawRun(run, test_ids, path)
+    return RawRun(run, metric_ids, path)
 
 
 def read_examples(path: Path) -> ExampleSet:
@@ -227,7 +266,7 @@ def read_examples(path: Path) -> ExampleSet:
     texts: list[str] = []
     first_line: dict[int, int] = {}
     for lineno, obj in read_jsonl(path):
-        i = require(obj, "id", int, path, lineno)
+        i = check_int(require(obj, "id", int, path, lineno), path, lineno, "id")
         if i in first_line:
             raise DataError(path, f"duplicate id {i} (first at line {first_line[i]})", line=lineno, field="id")
         first_line[i] = lineno
@@ -238,31 +277,48 @@ def read_examples(path: Path) -> ExampleSet:
         ids.append(i)
         prompts.append(context)
         texts.append(text)
+    if not ids:
+        raise DataError(path, "the example file holds no examples")
     targets = tuple(t[len(c) :] if t.startswith(c) else "" for t, c in zip(texts, prompts))
     return ExampleSet(np.asarray(ids, dtype=np.int64), tuple(prompts), targets, tuple(texts))
 
 
-def find_example_files(start: Path, task: str) -> tuple[Path, Path] | None:
-    """(train file, test file) for ``task``, searched in ``gptdynamics/`` at or above ``start``."""
+def find_example_files(start: Path, folder: str, task: str) -> tuple[Path | None, Path | None, Path] | None:
+    """(train file, test file, the ``gptdynamics/`` folder searched) for the runs of ``runs/<folder>``
+    whose name says ``task``, in ``gptdynamics/`` at or up to three levels above ``start``.
+
+    Files are picked by role, never by sort order: the published file names of the task first
+    (:data:`~tdabench.formats.gptdynamics_release.EXAMPLE_FILES`), else the task's folder's
+    train file and its validation/eval/dev/test file; files of the mislabel use case (``debug``,
+    ``mislabel``) only for runs of that use case. A file of the pair that is missing is None.
+    """
+    role = run_role(folder, task)
     for base in [start, *start.parents][:4]:
         gd = base / "gptdynamics"
         if not gd.is_dir():
             continue
-        if task == "flan" or task.startswith(("flan", "it")):
-            pair = _pick_pair(sorted((gd / "it_tasks").glob("*.json")))
+        if role.examples in EXAMPLE_FILES:
+            sub, train, test = EXAMPLE_FILES[role.examples]
+            pair = (gd / sub / train, gd / sub / test)
+            if pair[0].is_file() or pair[1].is_file():
+                return (pair[0] if pair[0].is_file() else None, pair[1] if pair[1].is_file() else None, gd / sub)
+        debug = is_debug_file(folder) or is_debug_file(task)
+        if role.task.startswith(("flan", "it")):
+            found = _pick_pair(sorted((gd / "it_tasks").glob("*.json")), debug)
+            where = gd / "it_tasks"
         else:
             folders = sorted(p for p in (gd / "sft_tasks").glob("*") if p.is_dir())
-            folder = next((p for p in folders if p.name == task), None) or next(
-                (p for p in folders if task.startswith(p.name) or p.name.startswith(task)), None
+            sub = next((p for p in folders if p.name == role.task), None) or next(
+                (p for p in folders if role.task.startswith(p.name) or p.name.startswith(role.task)), None
             )
-            pair = _pick_pair(sorted(folder.glob("*.json"))) if folder else None
-        if pair:
-            return pair
+            found, where = (_pick_pair(sorted(sub.glob("*.json")), debug), sub) if sub else (None, gd)
+        if found and (found[0] or found[1]):
+            return (*found, where)
     return None
 
 
-def _pick_pair(files: Iterable[Path]) -> tuple[Path, Path] | None:
-    files = list(files)
+def _pick_pair(files: Iterable[Path], debug: bool) -> tuple[Path | None, Path | None]:
+    files = [f for f in files if is_debug_file(f.name) == debug]
     train = next((f for f in files if "train" in f.name), None)
     test = next((f for f in files if "train" not in f.name and any(w in f.name for w in TEST_FILE_WORDS)), None)
-    return (train, test) if train and test else None
+    return train, test

@@ -1,7 +1,7 @@
 """Numbers published in the GPTfluence paper, shown beside (never mixed with) measured ones.
 
-Source: Chai et al. 2024, "Training Data Attribution via Featurized Simulation"
-(GPTfluence, arXiv 2404.07840), as transcribed in the project's protocol reference
+Source: Chai et al. 2024, "On Training Data Influence of GPT Models" (GPTfluence, EMNLP 2024,
+arXiv 2404.07840), as transcribed in the project's protocol reference
 (``shared/reference/protocol.md``, "Published numbers"). They were measured on the
 GPTDynamics data with Pythia models, not by tdabench; they orient a reader, nothing more.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tdabench.leaderboard.aggregate import MeanRank
 
-CITATION = "Chai et al. 2024, GPTfluence (arXiv 2404.07840)"
+CITATION = "Chai et al. 2024, \"On Training Data Influence of GPT Models\" (GPTfluence, EMNLP 2024, arXiv 2404.07840)"
 
 
 @dataclass(frozen=True)

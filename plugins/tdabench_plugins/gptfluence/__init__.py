@@ -9,6 +9,7 @@ docs/methods.md, section "GPTfluence".
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 from tdabench.helpers import torch_threads
@@ -39,7 +40,7 @@ def tdabench_methods() -> list[MethodSpec]:
             name="gptfluence-residual",
             factory=partial(Residual, GPTfluence, "shrink"),
             config_cls=GPTfluenceConfig,
-            capabilities=_CAPS,
+            capabilities=dataclasses.replace(_CAPS, any_length=False),
             version="1",
             summary="GPTfluence on the deviation from the mean trajectory (falls back to it without signal)",
         ),

@@ -14,6 +14,7 @@ equations: docs/methods.md, section "Gradient-based methods".
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 from tdabench.hookspecs import hookimpl
@@ -54,7 +55,8 @@ def tdabench_methods() -> list[MethodSpec]:
         out.append(MethodSpec(name=f"{name}-calibrated", factory=cls, config_cls=cal_cfg, capabilities=CAPABILITIES,
                               version=VERSION, summary=summary + " (one least-squares scale on the fit runs)"))
     for name, cls, raw_cfg in (("tracin-cp", TracInCP, GradientConfig), ("influence", Influence, InfluenceConfig)):
-        out.append(MethodSpec(name=f"{name}-residual", factory=partial(Residual, cls, "fit"), config_cls=raw_cfg, capabilities=CAPABILITIES,
+        out.append(MethodSpec(name=f"{name}-residual", factory=partial(Residual, cls, "fit"), config_cls=raw_cfg,
+                              capabilities=dataclasses.replace(CAPABILITIES, any_length=False),
                               version=VERSION, summary=f"{name} scores on the deviation from the mean trajectory: centered over the fit "
                                                        "runs, one least-squares scale (0 without signal: the mean trajectory)"))
     return out

@@ -8,6 +8,7 @@ options and conventions: docs/methods.md, section "Simfluence-Linear".
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 from tdabench.hookspecs import hookimpl
@@ -50,7 +51,7 @@ def tdabench_methods() -> list[MethodSpec]:
             name="simfluence-residual",
             factory=partial(Residual, SimfluenceLinear, "shrink"),
             config_cls=SimfluenceConfig,
-            capabilities=_CAPS,
+            capabilities=dataclasses.replace(_CAPS, any_length=False),
             version="1",
             summary="Simfluence-Linear on the deviation from the mean trajectory (falls back to it without signal)",
         ),
