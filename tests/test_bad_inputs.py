@@ -124,3 +124,78 @@ def test_unknown_benchmark_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     root = write_published_tree(tmp_path / "gd", n_runs=3)
     msg = _error_line(capsys, ["run", "--data-dir", str(root), "--benchmark", "gptdynamics/ft/pythia-410m/rtee", "--out", str(tmp_path / "r")])
     assert "unknown benchmark 'gptdynamics/ft/pythia-410m/rtee'; did you mean 'gptdynamics/ft/pythia-410m/rte'?" in msg
+
+
+def _set_step(obj: dict, step_index: int, value: object) -> dict:
+    obj["loss_trajectory"][step_index]["step"] = value
+    return obj
+
+
+STRICT: dict[str, tuple[str, int, Callable[[dict], dict | str], str]] = {
+    # Numbers are numbers: no strings, no booleans, no floats where integers belong, bounds checked.
+    "string number": ("all_loss_trajectory.out", 2, lambda o: _set_loss(o, 0, "1.5"), "field 'loss': expected a number, got a string (\"1.5\")"),
+    "boolean number": ("all_loss_trajectory.out", 2, lambda o: _set_loss(o, 1, True), "field 'loss': expected a number, got a boolean (true)"),
+    "float step": ("all_loss_trajectory.out", 3, lambda o: _set_step(o, 1, 2.5), "field 'step': expected an integer, got a float (2.5)"),
+    "negative step": ("all_loss_trajectory.out", 1, lambda o: {**o, "loss_trajectory": [{"step": -1, "loss": 1.0}] + o["loss_trajectory"][:-1]},
+                      "step -1 is negative"),
+    "huge id": ("train_samples_id.json", 2, lambda o: {**o, "samples_id": [2**63, 1, 2, 3]}, "field 'samples_id': expected an integer <= 9223372036854775807"),
+    "huge value": ("all_loss_trajectory.out", 2, lambda o: _set_loss(o, 0, 1e300), "is beyond ±1e+06"),
+    "deep json": ("train_samples_id.json", 2, lambda o: '{"step": 2, "samples_id": ' + "[" * 100000 + "]" * 100000 + "}", "train_samples_id.json:2:"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT))
+def test_strict_readers(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_published_tree(tmp_path / "gd", n_runs=3)
+    fname, line, edit, expected = STRICT[case]
+    target = _run_dir(root) / fname
+    _rewrite_line(target, line, edit)
+    msg = _error_line(capsys, ["run", "--benchmark", str(root), "--out", str(tmp_path / "res"), "--no-progress"])
+    assert expected in msg and str(target) in msg
+
+
+@pytest.mark.parametrize("where", ["trajectory", "examples"])
+def test_invalid_utf8_is_one_line(where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_published_tree(tmp_path / "gd", n_runs=3)
+    target = _run_dir(root) / "all_loss_trajectory.out" if where == "trajectory" else root / "gptdynamics" / "sft_tasks" / "rte" / "rte_0_19_train.json"
+    lines = target.read_bytes().splitlines()
+    lines[2] = lines[2][:10] + b"\xff\xfe" + lines[2][10:]
+    target.write_bytes(b"\n".join(lines) + b"\n")
+    msg = _error_line(capsys, ["run", "--benchmark", str(root), "--out", str(tmp_path / "res"), "--no-progress"])
+    assert f"{target}:3: not valid UTF-8 text" in msg
+
+
+@pytest.mark.parametrize(("lr", "expected"), [("'abc'", "field 'lr': expected a number, got a string"),
+                                               ("-1e300", "field 'lr': expected a number between 0 and 10, got -1e+300"),
+                                               ("True", "field 'lr': expected a number, got a boolean")])
+def test_bad_learning_rates_in_the_log(lr: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_published_tree(tmp_path / "gd", n_runs=3)
+    log = _run_dir(root) / "log.out"
+    log.write_text("".join(f"{{'step': {t}, 'samples_id': [1], 'loss': 1.0, 'lr': {lr if t == 3 else 1e-6}}}\n" for t in range(1, 7)))
+    msg = _error_line(capsys, ["run", "--benchmark", str(root), "--out", str(tmp_path / "res"), "--no-progress"])
+    assert f"{log}:3: {expected}" in msg
+
+
+def test_a_none_learning_rate_is_absent_and_the_schedule_fills_it(tmp_path: Path) -> None:
+    from tdabench.formats.gptdynamics_load import load_benchmarks
+
+    root = write_published_tree(tmp_path / "gd", n_runs=3)
+    log = _run_dir(root) / "log.out"
+    log.write_text("".join(f"{{'step': {t}, 'samples_id': [1], 'loss': 1.0, 'lr': {None if t == 3 else 4e-7}}}\n" for t in range(1, 7)))
+    (bench,) = load_benchmarks(root)
+    lr = bench.run(_run_dir(root).name).lr
+    assert lr[0] == 4e-7 and lr[2] == pytest.approx(5e-7 * (1 - 2 / 6))  # the name's schedule at step 3
+
+
+@pytest.mark.parametrize("which", ["missing", "empty"])
+def test_example_file_problems_are_named(which: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_published_tree(tmp_path / "gd", n_runs=3)
+    test_file = root / "gptdynamics" / "sft_tasks" / "rte" / "rte_0_9_eval.json"
+    if which == "missing":
+        test_file.unlink()
+        expected = "the test example file of rte is missing (found rte_0_19_train.json)"
+    else:
+        test_file.write_text("\n")
+        expected = f"{test_file}: the example file holds no examples"
+    msg = _error_line(capsys, ["run", "--benchmark", str(root), "--out", str(tmp_path / "res"), "--no-progress"])
+    assert expected in msg

@@ -126,7 +126,12 @@ def read_trajectories(path: Path, n_steps: int) -> tuple[np.ndarray, np.ndarray,
     first = list(Counter(map(tuple, all_steps)).most_common(1)[0][0])
     for steps, line in zip(all_steps, lines):
         if steps != first:
-            raise DataError(path, f"trajectory has {len(steps)} steps, other lines have {len(first)}", line=line, field="loss_trajectory")
+            if min(steps, default=0) < 0:
+                raise DataError(path, f"step {min(steps)} is negative (steps run 0..{n_steps})", line=line, field="step")
+            if len(steps) != len(first):
+                raise DataError(path, f"trajectory has {len(steps)} steps, other lines have {len(first)}", line=line, field="loss_trajectory")
+            k = next(i for i, (a, b) in enumerate(zip(steps, first)) if a != b)
+            raise DataError(path, f"entry {k + 1} is step {steps[k]} where the other lines have step {first[k]}", line=line, field="step")
     steps_arr = np.asarray(first, dtype=np.int64)
     _check_trajectory_steps(path, steps_arr, n_steps, lines[0])
     try:
