@@ -102,10 +102,11 @@ def extract(entry: dict[str, object], cache_dir: Path) -> Path:
 
 def _write_base_model(size: str, dest: Path) -> None:
     """The base checkpoint, in float32 as the recorder trained it, for gradient methods."""
-    from tdabench.recorder.models import load_model
+    from tdabench.recorder.models import load_model, quiet_loading
 
-    loaded = load_model(size)
-    loaded.model.save_pretrained(str(dest), safe_serialization=True)
+    with quiet_loading():  # unpacking a benchmark is not the user's long work: no loading bars
+        loaded = load_model(size)
+        loaded.model.save_pretrained(str(dest), safe_serialization=True)
     loaded.tokenizer.save_pretrained(str(dest))
 
 

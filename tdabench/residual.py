@@ -97,6 +97,15 @@ class Residual:
         d = np.asarray(self.inner_.simulate(dataclasses.replace(query, initial=np.zeros_like(query.initial))), dtype=np.float64)
         return self.mean_.predict(query) + self.scale_ * (d - self._center(query.test)[None])
 
+    def self_influence(self, ids: np.ndarray) -> np.ndarray:
+        """The inner simulator's self-influence on the residuals, times the scale (a zero scale,
+        which predicts no deviation at all, keeps the inner's values so the ranking survives)."""
+        inner = getattr(self.inner_, "self_influence", None)
+        if inner is None:
+            raise TypeError(f"{type(self.inner_).__name__} has no self_influence")
+        values = np.asarray(inner(ids), dtype=np.float64)
+        return values * self.scale_ if self.scale_ > 0 else values
+
     def fit_info(self) -> dict[str, Any]:
         """The scale and where it was fitted, and the inner method's own fit info."""
         inner = getattr(self.inner_, "fit_info", None)

@@ -35,6 +35,8 @@ class Capabilities:
         needs_text: needs the example texts.
         any_length: predicts runs of another length than the fit runs (a batch-blind
             prediction exists only for runs as long as the fit runs).
+        self_influence: ranks training examples by their effect on themselves: the fitted
+            simulator has ``self_influence(ids)`` (:class:`SelfInfluence`; ``tdabench mislabel``).
     """
 
     unseen_test: bool = False
@@ -43,6 +45,7 @@ class Capabilities:
     needs_checkpoints: bool = False
     needs_text: bool = False
     any_length: bool = True
+    self_influence: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,23 @@ class Simulator(Protocol):
 
     def simulate(self, query: Query) -> np.ndarray:
         """Predict float [n_runs, n_test, K], column 0 equal to ``query.initial``."""
+        ...
+
+
+@runtime_checkable
+class SelfInfluence(Protocol):
+    """What a method with ``Capabilities.self_influence`` adds once fitted."""
+
+    def self_influence(self, ids: np.ndarray) -> np.ndarray:
+        """float64 [n]: the predicted change of each training example's own metric from one
+        step on a batch holding it rather than a neutral example, in the method's own terms.
+
+        ``ids`` are training ids whose example is also a test example of the fit (the same
+        text on both sides); negative means training on the example lowers its own loss.
+        A flipped label is learned against the grain, so it is expected to move its own loss
+        the most: ``tdabench mislabel`` inspects the most negative first. NaN where the method
+        knows nothing of an example.
+        """
         ...
 
 

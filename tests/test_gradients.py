@@ -215,7 +215,11 @@ def test_a_duplicated_training_example_scores_highest(tiny: Benchmark, name: str
     assert scores.shape == (len(train), len(dup))
     assert (np.diag(scores) > 0).all()
     np.testing.assert_array_equal(scores.argmax(axis=0), np.arange(len(train)))
-    np.testing.assert_allclose(sim.self_influence(), np.diag(scores), rtol=1e-3)
+    np.testing.assert_allclose(sim.self_scores(), np.diag(scores), rtol=1e-3)
+    ids = np.array([train.ids[1], 10**9, train.ids[0]])
+    si = sim.self_influence(ids)  # the predicted change of an example's own loss: minus its self-score
+    np.testing.assert_allclose(si[[0, 2]], -np.diag(scores)[[1, 0]], rtol=1e-3)
+    assert np.isnan(si[1])
 
 
 # -- projection ----------------------------------------------------------------------------

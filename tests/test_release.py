@@ -159,3 +159,17 @@ def test_a_broken_run_spoils_only_its_benchmark(tmp_path: Path, capsys: pytest.C
 def test_the_debug_files_carry_the_flips(benches: dict, tree: Path) -> None:
     lines = [json.loads(line) for line in open(tree / "gptdynamics" / "sft_tasks" / "sst2" / DEBUG[0])]
     assert sum(o["is_mislabelled"] for o in lines) == 51
+
+
+def test_the_debug_runs_are_a_mislabel_benchmark(benches: dict, tmp_path: Path) -> None:
+    from tdabench.mislabel import candidates
+    from tdabench.mislabel_run import Settings, identify
+
+    debug = benches["gptdynamics/ft/pythia-410m/sst2-dataset-debug-is-mislabelled"]
+    assert debug.design is not None and debug.design.name == "label-noise" and len(debug.design.flips) == 51
+    assert benches["gptdynamics/ft/pythia-410m/sst2"].design is None  # the real SST-2 runs know of no flips
+    cands = candidates(debug)
+    assert len(cands.ids) == 128 and int(cands.flipped.sum()) == 51
+    results = identify(debug, [], Settings(out=tmp_path))
+    assert [r.label for r in results] == ["random", "training-loss"] and all(r.status == "ok" for r in results)
+    assert "cannot be retrained" in results[0].fixing["reason"]  # a GPTDynamics copy ships no base model

@@ -1,4 +1,4 @@
-"""The ``tdabench`` command line: run, list, record, leaderboard.
+"""The ``tdabench`` command line: run, list, record, leaderboard, simulate, mislabel.
 
 Each subcommand lives in its own module with its parser and handler (``set_defaults(func=...)``);
 :mod:`tdabench.cli.common` holds what they share. Errors the user can fix are printed as one
@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from types import FrameType
 
 from tdabench import __version__
-from tdabench.cli import leaderboard, listing, record, run
+from tdabench.cli import leaderboard, listing, mislabel, record, run, simulate
 from tdabench.errors import TDABenchError
 
-SUBCOMMANDS = (run, listing, record, leaderboard)
+SUBCOMMANDS = (run, listing, record, leaderboard, simulate, mislabel)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, Run, Trajectory
+from tdabench.data import Benchmark, BenchmarkMeta, DesignInfo, ExampleSet, Run, Trajectory
 from tdabench.errors import DataError, TDABenchError
-from tdabench.formats.gptdynamics_read import BATCHES_FILE, RawRun, find_example_files, find_run_dirs, read_examples, read_run
-from tdabench.formats.gptdynamics_release import flan_groups, published_split, run_role
+from tdabench.formats.gptdynamics_read import BATCHES_FILE, RawRun, find_example_files, find_run_dirs, read_examples, read_flipped, read_run
+from tdabench.formats.gptdynamics_release import flan_groups, is_debug_file, published_split, run_role
 from tdabench.formats.manifest import Manifest, read_manifest
 from tdabench.formats.names import model_slug, parse_run_name
 from tdabench.splits import check_split, default_split
@@ -148,7 +148,7 @@ def _assemble(raws: list[RawRun], manifest: Manifest | None, task: str) -> list[
     return out
 
 
-def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics: list[str], examples: tuple[ExampleSet, ExampleSet, str] | None,
+def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics: list[str], examples: tuple[ExampleSet, ExampleSet, str, DesignInfo | None] | None,
                manifest: Manifest | None, task: str, extra: bool) -> Benchmark:
     first = next(r for r in raws if r.run.name not in ood) if len(ood) < len(raws) else raws[0]
     runs = []
@@ -167,14 +167,14 @@ def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics:
     runs_t = tuple(runs)
     train_ids = np.unique(np.concatenate([r.train_ids() for r in runs_t]))
     if examples is not None:
-        train, test, train_name = examples
+        train, test, train_name, flips = examples
         _check_ids_known(raws, train, train_name)
         missing = np.setdiff1d(test_ids, test.ids)
         if len(missing):
             raise DataError(first.path / f"all_{metrics[0]}_trajectory.out", f"test id {int(missing[0])} is not in the test example file", field="id")
         test = test.subset(test_ids)
     else:
-        train, test = ExampleSet.from_ids(train_ids), ExampleSet.from_ids(test_ids)
+        train, test, flips = ExampleSet.from_ids(train_ids), ExampleSet.from_ids(test_ids), None
     settings = dict(first.run.settings)
     setting = _setting_of(task)
     model = settings.get("model", "unknown")
@@ -186,7 +186,7 @@ def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics:
         bench_id = _base_id(task, settings)
         meta = BenchmarkMeta(model=model, task=task, setting=setting, loss_type=_loss_type(settings, setting), n_params=_n_params(model),
                              metrics=tuple(metrics), source="gptdynamics", description=f"GPTDynamics {setting} runs of {model} on {task}")
-        split, access, design = None, None, None
+        split, access, design = None, None, flips
     if extra:
         bench_id += "+" + "-".join(metrics)
         meta = dataclasses.replace(meta, metrics=tuple(metrics), description=f"{meta.description}: {', '.join(metrics)} on their own test ids")
@@ -212,8 +212,9 @@ def _split_of(published: tuple[list[str], list[str], list[str], list[str], str],
                      f"{rule}; {HELDOUT_FRACTION:.0%} of test ids withheld for unseen-test (seed {HELDOUT_SEED})")
 
 
-def _examples(first: RawRun, task: str) -> tuple[ExampleSet, ExampleSet, str] | None:
-    """The group's (train, test) examples; both example files, or neither, must be found."""
+def _examples(first: RawRun, task: str) -> tuple[ExampleSet, ExampleSet, str, DesignInfo | None] | None:
+    """The group's (train, test) examples, and the flips of a mislabel debug file; both example
+    files, or neither, must be found."""
     files = find_example_files(first.path.parent, first.path.parent.name, first.run.settings.get("task") or task)
     if files is None:
         return None
@@ -222,7 +223,13 @@ def _examples(first: RawRun, task: str) -> tuple[ExampleSet, ExampleSet, str] | 
         missing = "training" if train_file is None else "test"
         have = test_file if train_file is None else train_file
         raise DataError(where, f"the {missing} example file of {task} is missing (found {have.name}); text-based methods need both")
-    return read_examples(train_file), read_examples(test_file), train_file.name
+    train, test = read_examples(train_file), read_examples(test_file)
+    design = None
+    if is_debug_file(train_file.name):
+        flipped = read_flipped(train_file, train, test)
+        if len(flipped):  # the clean copy is not a training example: each flip maps to itself
+            design = DesignInfo("label-noise", {"fraction": round(len(flipped) / len(train), 4)}, {}, {int(i): int(i) for i in flipped})
+    return train, test, train_file.name, design
 
 
 def _check_consistent(group: list[RawRun], *, ood_runs: bool) -> None:

@@ -288,6 +288,35 @@ def read_examples(path: Path) -> ExampleSet:
     return ExampleSet(np.asarray(ids, dtype=np.int64), tuple(prompts), targets, tuple(texts))
 
 
+#: Keys an example file may use to mark an example whose label was flipped (the mislabel use case).
+MISLABEL_KEYS: tuple[str, ...] = ("is_mislabelled", "is_mislabeled", "mislabelled", "mislabeled", "is_flipped", "flipped")
+
+
+def read_flipped(path: Path, train: ExampleSet, test: ExampleSet) -> np.ndarray:
+    """The ids of ``path``'s examples whose label was flipped (the SST-2 debug files).
+
+    A boolean key of :data:`MISLABEL_KEYS` marks them where the file has one; otherwise an
+    example is flipped when its target differs from the test file's example of the same id
+    (the debug evaluation file keeps the true labels). Empty when neither says anything.
+    """
+    marked: list[int] = []
+    keyed = False
+    for lineno, obj in read_jsonl(path):
+        key = next((k for k in MISLABEL_KEYS if k in obj), None)
+        if key is None:
+            continue
+        keyed = True
+        if not isinstance(obj[key], (bool, int)) or obj[key] not in (0, 1):
+            raise DataError(path, f"expected true or false, got {obj[key]!r}", line=lineno, field=key)
+        if obj[key]:
+            marked.append(int(obj["id"]))
+    if keyed:
+        return np.asarray(sorted(marked), dtype=np.int64)
+    common = np.intersect1d(train.ids, test.ids)
+    a, b = train.positions(common), test.positions(common)
+    return common[[train.targets[i].strip() != test.targets[j].strip() for i, j in zip(a, b)]] if len(common) else common
+
+
 def find_example_files(start: Path, folder: str, task: str) -> tuple[Path | None, Path | None, Path] | None:
     """(train file, test file, the ``gptdynamics/`` folder searched) for the runs of ``runs/<folder>``
     whose name says ``task``, in ``gptdynamics/`` at or up to three levels above ``start``.

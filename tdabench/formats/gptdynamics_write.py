@@ -37,12 +37,14 @@ def write_examples(path: Path, examples: ExampleSet) -> None:
     )
 
 
+def write_batches(path: Path, batches: np.ndarray) -> None:
+    """A ``train_samples_id.json`` (a what-if plan, or a run's batches): one line per step."""
+    write_jsonl(path, ({"step": t, "samples_id": [int(i) for i in batch if i >= 0]} for t, batch in enumerate(batches, start=1)))
+
+
 def write_run(run_dir: Path, run: Run, test_ids: np.ndarray) -> None:
     """One run directory: batches, one trajectory file per metric, and ``log.out``."""
-    rows = []
-    for t, batch in enumerate(run.batches, start=1):
-        rows.append({"step": t, "samples_id": [int(i) for i in batch if i >= 0]})
-    write_jsonl(run_dir / BATCHES_FILE, rows)
+    write_batches(run_dir / BATCHES_FILE, run.batches)
     for metric, tr in run.trajectories.items():
         steps = tr.steps.tolist()
         write_jsonl(

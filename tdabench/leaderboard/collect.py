@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tdabench.errors import DataError, TDABenchError
+from tdabench.mislabel import SCHEMA as MISLABEL_SCHEMA
+from tdabench.mislabel import MislabelResult
 from tdabench.results import READABLE_SCHEMAS, SCHEMA_VERSION, CellResult
 from tdabench.scores import spec as score_spec
 
@@ -68,6 +70,8 @@ class Collection:
         n_files: result files read.
         digest: sha256 over the relative paths and bytes of every file read.
         problems: one line per file left out (unreadable, other schema, inconsistent counts).
+        mislabel: the mislabel-identification results (``tdabench mislabel``), newest per
+            (benchmark, ranking).
     """
 
     entries: tuple[Entry, ...]
@@ -75,6 +79,7 @@ class Collection:
     n_files: int
     digest: str
     problems: tuple[str, ...] = ()
+    mislabel: tuple[MislabelResult, ...] = ()
 
 
 def read_entry(path: Path) -> Entry:
@@ -155,9 +160,20 @@ def collect(dirs: Sequence[Path], *, allow_mixed_versions: bool = False) -> Coll
     digest = hashlib.sha256()
     by_cell: dict[CellId, list[Entry]] = {}
     problems: list[str] = []
+    mislabel: dict[tuple[str, str], MislabelResult] = {}
     for root, path in files:
         try:
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+            raw = path.read_bytes()
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw)
+            kind = _schema(raw)
+            if kind == MISLABEL_SCHEMA:
+                got = MislabelResult.from_dict(json.loads(raw), str(path))
+                old = mislabel.get((got.benchmark, got.label))
+                if old is None or str(got.provenance.get("created", "")) >= str(old.provenance.get("created", "")):
+                    mislabel[(got.benchmark, got.label)] = got
+                continue
+            if kind is not None and kind.startswith("tdabench."):
+                continue  # another command's file (what-if answers, retraining outcomes): not a cell
             entry = read_entry(path)
         except (DataError, OSError) as exc:
             problems.append(str(exc) if isinstance(exc, DataError) else f"{path}: cannot read ({exc.strerror})")
@@ -173,7 +189,17 @@ def collect(dirs: Sequence[Path], *, allow_mixed_versions: bool = False) -> Coll
             duplicates.append(Duplicate(cell, group[0], tuple(group[1:])))
     if not allow_mixed_versions:
         check_versions(entries)
-    return Collection(tuple(entries), tuple(duplicates), len(files), "sha256:" + digest.hexdigest(), tuple(problems))
+    return Collection(tuple(entries), tuple(duplicates), len(files), "sha256:" + digest.hexdigest(), tuple(problems),
+                      tuple(mislabel[k] for k in sorted(mislabel)))
+
+
+def _schema(raw: bytes) -> str | None:
+    """The ``schema`` of a tdabench file other than a cell result (None for a cell, or unreadable)."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return obj.get("schema") if isinstance(obj, dict) and isinstance(obj.get("schema"), str) else None
 
 
 def group_of(benchmark: str) -> str:

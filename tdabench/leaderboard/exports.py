@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from tdabench.leaderboard.aggregate import COLUMNS, RANK_METRIC, Row, Table
+from tdabench.leaderboard.mislabel import to_json as mislabel_json
 from tdabench.leaderboard.model import Leaderboard
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES
 from tdabench.scores import SCORE_NAMES as METRIC_NAMES
@@ -87,6 +88,7 @@ def to_json(lb: Leaderboard) -> str:
             }
             for scope, by_traj in lb.skills.items()
         },
+        "mislabel": mislabel_json(lb.collection.mislabel),
         "left_out": list(lb.problems),
         "published": {
             "citation": CITATION,

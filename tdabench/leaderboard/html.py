@@ -9,6 +9,7 @@ page with ``--dump-dom``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html import escape
 
 from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
@@ -17,6 +18,11 @@ from tdabench.leaderboard.collect import format_size
 from tdabench.leaderboard.fmt import display, num, score_parts
 from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, group_title, table_heading
 from tdabench.leaderboard.plots import size_svg, trajectory_svg
+from tdabench.mislabel import MislabelResult
+from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
+from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
+from tdabench.leaderboard.mislabel import by_benchmark, reference_line
+from tdabench.leaderboard.mislabel import rows as mislabel_rows
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
 
 CSS = """
@@ -234,6 +240,20 @@ def _group(lb: Leaderboard, group: str) -> str:
     return "\n".join(out)
 
 
+def mislabel_html(results: Sequence[MislabelResult]) -> str:
+    """The mislabel-identification section, or ''."""
+    if not results:
+        return ""
+    parts = ['<h2 id="mislabel">Mislabel identification</h2>', f'<p class="legend">{inline_md(MISLABEL_HOW)}</p>']
+    for k, (bench, rs) in enumerate(by_benchmark(results).items()):
+        head = "".join(_th(h, slug(h), text=i < 2) for i, h in enumerate(MISLABEL_HEADERS))
+        body = "\n".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' if i < 2 or i == len(row) - 1 else f"<td>{escape(c)}</td>"
+                                          for i, c in enumerate(row)) + "</tr>" for row in mislabel_rows(rs))
+        parts += [f"<h3>{escape(bench)}</h3>", f"<p>{escape(reference_line(rs))}</p>",
+                  f'<div class="scroll"><table class="sortable mislabel" id="m-{k}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>']
+    return "\n".join(parts)
+
+
 def _footer(lb: Leaderboard) -> str:
     p = lb.provenance
     created = f", written {p.created[0]} to {p.created[1]}" if p.created else ""
@@ -272,7 +292,8 @@ def _issues(lb: Leaderboard) -> str:
 def page(lb: Leaderboard) -> str:
     """The whole page."""
     nav = "".join(f'<a href="#g-{slug(g)}">{escape(group_title(g))}</a>' for g in lb.groups)
-    nav += '<a href="#published">published numbers</a><a href="#provenance">provenance</a>'
+    nav += '<a href="#published">published numbers</a>' + ('<a href="#mislabel">mislabel identification</a>' if lb.collection.mislabel else "")
+    nav += '<a href="#provenance">provenance</a>'
     summary = []
     for group in lb.groups:
         if "loss" in lb.skills.get(group, {}):
@@ -296,6 +317,7 @@ def page(lb: Leaderboard) -> str:
         "<main>",
         *summary,
         _published(lb),
+        mislabel_html(lb.collection.mislabel),
         *(_group(lb, g) for g in lb.groups),
         _issues(lb),
         "</main>",

@@ -8,7 +8,12 @@ from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Ta
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
 from tdabench.leaderboard.fmt import display, num, score_parts
+from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
+from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
+from tdabench.leaderboard.mislabel import by_benchmark, reference_line
+from tdabench.leaderboard.mislabel import rows as mislabel_rows
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
+from tdabench.mislabel import MislabelResult
 from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, esc, group_title, table_heading
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -137,6 +142,16 @@ def provenance_section(lb: Leaderboard) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mislabel_markdown(results: Sequence[MislabelResult]) -> str:
+    """The mislabel-identification section, or '' without mislabel results."""
+    if not results:
+        return ""
+    out = ["## Mislabel identification\n", MISLABEL_HOW + "\n"]
+    for bench, rs in by_benchmark(results).items():
+        out += [f"### {esc(bench)}\n", reference_line(rs) + "\n", md_table(list(MISLABEL_HEADERS), [[esc(c) for c in row] for row in mislabel_rows(rs)])]
+    return "\n".join(out)
+
+
 def _issues(lb: Leaderboard) -> str:
     out = []
     if lb.problems:
@@ -178,6 +193,9 @@ def summary_page(lb: Leaderboard) -> str:
     for metric, ranks in lb.ranks[ALL].items():
         out += [f"## Mean rank over all benchmarks ({metric})\n", RANK_HOW + "\n", rank_table(ranks)]
     out += [published_section(), orderings_section(lb)]
+    section = mislabel_markdown(lb.collection.mislabel)
+    if section:
+        out.append(section)
     issues = _issues(lb)
     if issues:
         out.append(issues)

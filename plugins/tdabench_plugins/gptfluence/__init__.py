@@ -21,7 +21,7 @@ from tdabench_plugins.gptfluence._model import GPTfluence, GPTfluenceConfig, Pai
 __all__ = ["GPTfluence", "GPTfluenceConfig", "PairFactors", "tdabench_methods", "torch_threads"]
 
 
-_CAPS = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True)
+_CAPS = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True, self_influence=True)
 
 
 @hookimpl

@@ -146,6 +146,8 @@ class GPTfluence:
             tr, te = self.net_.represent(h_train, h_test)
         self.factor_range_ = factor_range(self.net_, tr, te, fit.pos) if cfg.clamp_factors else None
         self.fit_test_ids_ = np.array(data.test.ids, copy=True)
+        self.members_ = float((fit.pos >= 0).sum(-1).double().mean().clamp_min(1.0))
+        self.level_ = np.nanmean(data.values[:, :, :-1], axis=(0, 2)) if data.values.shape[2] > 1 else data.values[:, :, 0].mean(axis=0)
         self.fit_te_ = te
         self.fit_unit_ = _unit(raw_test)
         self.times_ = {"encode_s": encode_s, "train_s": time.perf_counter() - t1}
@@ -231,18 +233,25 @@ class GPTfluence:
         f = torch.cat(parts).numpy() if parts else np.zeros((0, len(te_ids), n + 1))
         return PairFactors(tr_ids, te_ids, f[..., :n].copy(), f[..., n] * self.scale_)
 
-    def self_influence(self, train_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """float64 [n]: each training example's lag-1 multiplicative factor on itself, A_1(i, i).
+    def self_influence(self, ids: np.ndarray) -> np.ndarray:
+        """float64 [n]: the one-step change of each example's own metric from a batch holding it
+        rather than a neutral example (a batch of M neutral examples keeps the value: lag-1
+        factor 1/M, other factors 0), ``(A_1(i,i) - 1/M) y + sum_{j>1} A_j(i,i) y + B(i,i)``
+        at its own mean fitted level y (the mean over fitted test examples for another).
 
-        The example's text is both the training and the test side. A_1(i, i) is how much a
-        batch holding ``i`` keeps of ``i``'s own metric; compared across examples (a lower
-        value: training on i moves i's own loss more), it ranks examples for mislabel search.
+        The example's text is both the training and the test side; an example never met in
+        a fit or a query is a ``KeyError``.
         """
-        ids = np.asarray(train_ids, dtype=np.int64).reshape(-1)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         with torch_threads(self.config.threads), torch.no_grad():
             h = self._features(self._lookup("train", ids))
             tr, te = self.net_.represent(h, h)
-            return self.net_.diagonal(tr, te)[:, 0].double().cpu().numpy()
+            f = self.net_.diagonal(tr, te).double().cpu().numpy()
+        n = self.config.order
+        pos = np.searchsorted(self.fit_test_ids_, ids).clip(max=len(self.fit_test_ids_) - 1)
+        known = self.fit_test_ids_[pos] == ids
+        y = np.where(known, self.level_[pos], float(np.nanmean(self.level_)))
+        return (f[:, 0] - 1.0 / self.members_) * y + f[:, 1:n].sum(axis=1) * y + f[:, n] * self.scale_
 
     def fit_info(self) -> dict[str, Any]:
         """What fitting chose, JSON-ready: the kept epoch, its validation MSE, timings."""

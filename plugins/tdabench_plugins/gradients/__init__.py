@@ -32,6 +32,7 @@ CAPABILITIES = Capabilities(
     metric_trajectories=False,
     needs_checkpoints=True,
     needs_text=True,
+    self_influence=True,
 )
 
 

@@ -210,13 +210,31 @@ class GradientSimulator:
             table = self._tables(self.train_ if train is None else train, self.test_ if test is None else test, variants=False)[0]
         return self.scale_ * np.tensordot(self.weights_, table, axes=(0, 0))
 
-    def self_influence(self, train: ExampleSet | None = None) -> np.ndarray:
-        """float64 [n_train]: each training example's score with itself, same weights and sign."""
+    def self_scores(self, train: ExampleSet | None = None) -> np.ndarray:
+        """float64 [n_train]: each training example's score with itself, same weights and sign
+        as :meth:`pairwise_scores` (TracIn's self-influence)."""
         enc = encode_examples(self.handle_, self.train_ if train is None else train, self.config.max_length)
         total = np.zeros(len(enc))
         for w, step in zip(self.weights_, self.steps_):
             total += w * self._self_table(self.handle_.params_at(step), step, enc)
         return self.scale_ * total
+
+    def self_influence(self, ids: np.ndarray) -> np.ndarray:
+        """float64 [n]: minus :meth:`self_scores` of the fitted examples with these ids (the
+        predicted change of each one's own loss, negative: training on it lowers it); NaN for
+        an id the fit did not have."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        known: dict[int, tuple[str, str, str]] = {}
+        for ex in (self.test_, self.train_):  # a training example's own record wins
+            known.update({int(i): (p, t, x) for i, p, t, x in zip(ex.ids, ex.prompts, ex.targets, ex.texts)})
+        found = np.array([int(i) in known for i in ids], dtype=bool)
+        out = np.full(len(ids), np.nan)
+        if found.any():
+            uniq = np.unique(ids[found])  # an ExampleSet holds sorted, distinct ids
+            rows = [known[int(i)] for i in uniq]
+            pool = ExampleSet(uniq, tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(r[2] for r in rows))
+            out[found] = -self.self_scores(pool)[np.searchsorted(uniq, ids[found])]
+        return out
 
     def fit_info(self) -> dict[str, Any]:
         """What fit chose and assumed."""

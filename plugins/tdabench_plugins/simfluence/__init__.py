@@ -24,7 +24,7 @@ from tdabench_plugins.simfluence._model import (
 
 __all__ = ["SimfluenceAdditive", "SimfluenceBase", "SimfluenceConfig", "SimfluenceLinear", "SimfluenceMultiplicative", "tdabench_methods"]
 
-_CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True)
+_CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True, self_influence=True)
 
 
 @hookimpl

@@ -207,13 +207,17 @@ class SimfluenceBase:
         y = self.level_ if level is None else np.broadcast_to(np.asarray(level, dtype=np.float64), (A.shape[1],))
         return (A - 1.0 / self.batch_size_) * y[None, :] + B
 
-    def self_influence(self, level: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, scores): :meth:`attribution` of every example that is both a training and a
-        test example, on itself."""
-        ids = np.intersect1d(self.train_ids_, self.test_ids_)
-        rows = np.searchsorted(self.train_ids_, ids)
-        cols = np.searchsorted(self.test_ids_, ids)
-        return ids, self.attribution(level)[rows, cols]
+    def self_influence(self, ids: np.ndarray) -> np.ndarray:
+        """float64 [n]: :meth:`attribution` of each example on itself, at its own mean fitted
+        level; NaN for an id that is not both a fitted training and a fitted test example."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows, cols = id_positions(ids, self.train_ids_), id_positions(ids, self.test_ids_)
+        out = np.full(len(ids), np.nan)
+        ok = (rows >= 0) & (cols >= 0)
+        _, _, A, B = self.factors()
+        a, b = A[rows[ok], cols[ok]], B[rows[ok], cols[ok]]
+        out[ok] = (a - 1.0 / self.batch_size_) * self.level_[cols[ok]] + b
+        return out
 
 
 class SimfluenceLinear(SimfluenceBase):

@@ -1,0 +1,236 @@
+"""Mislabel identification: what a ranking of training examples finds, and its result files.
+
+A label-noise benchmark (``builtin/mislabel/...``, or GPTDynamics' SST-2 debug runs) knows which
+training labels were flipped (``Benchmark.design.flips``) and has each trained example as a
+test example too, so a method can score every example on itself. A ranking is a
+*suspicion* per candidate (higher: inspect first); :func:`detection` scores it as the field
+does. The pipeline that fits the methods and retrains on the fixed data is
+:mod:`tdabench.mislabel_run`; this module holds the definitions and the file format.
+
+Definitions (docs/metrics.md, "Mislabel identification"):
+
+* ``fraction_found[f]``: the share of the flipped examples among the first ``round(f N)``
+  inspected, of N candidates.
+* ``auc``: dattri's ``mislabel_detection_auc``: inspecting 1, 2, ..., N examples in order
+  traces true-positive rate (flipped found / flipped) against false-positive rate (clean
+  inspected / clean); the area under it by the trapezoid rule (0.5: chance, 1: every flip first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tdabench.data import Benchmark
+from tdabench.errors import DataError, TDABenchError
+from tdabench.formats.jsonl import atomic_write_text, load_json_text
+from tdabench.results import escape
+
+SCHEMA = "tdabench.mislabel/1"
+#: Shares of the candidates inspected, as GPTfluence reports them.
+FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+#: The share inspected and fixed before retraining.
+FIX_FRACTION = 0.4
+BASELINES: tuple[str, ...] = ("random", "training-loss")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The examples a ranking orders: trained in the fit runs and scored as test examples.
+
+    Attributes:
+        ids: sorted candidate ids.
+        flipped: bool [n], whether each candidate's label was flipped.
+        clean: flipped id -> the id of its correctly labelled copy (itself when there is none).
+    """
+
+    ids: np.ndarray
+    flipped: np.ndarray
+    clean: Mapping[int, int]
+
+
+def candidates(bench: Benchmark) -> Candidates:
+    """The candidates of ``bench``, or one line saying why it has none."""
+    flips = dict(bench.design.flips) if bench.design is not None else {}
+    if not flips:
+        raise TDABenchError(f"{bench.id} records no flipped labels: mislabel identification needs a label-noise benchmark "
+                            "(builtin/mislabel/..., `tdabench record --design label-noise`) or GPTDynamics' SST-2 debug runs")
+    trained = np.concatenate([bench.run(n).batches.ravel() for n in bench.split.fit_runs])
+    ids = np.intersect1d(np.unique(trained[trained >= 0]), bench.test.ids)
+    flipped = np.isin(ids, np.fromiter(flips, dtype=np.int64))
+    if not flipped.any() or flipped.all():
+        raise TDABenchError(f"{bench.id}: of its {len(ids)} examples that are both trained and tested, {int(flipped.sum())} are flipped; "
+                            "a ranking needs both flipped and clean ones")
+    return Candidates(ids, flipped, {int(k): int(v) for k, v in flips.items()})
+
+
+def inspection_order(suspicion: np.ndarray) -> np.ndarray:
+    """Positions from most to least suspect; NaN last, ties by position (stable)."""
+    s = np.where(np.isfinite(suspicion), suspicion, -np.inf)
+    return np.argsort(-s, kind="stable")
+
+
+def fraction_found(flipped_in_order: np.ndarray, fractions: Sequence[float] = FRACTIONS) -> dict[str, float]:
+    """``{"0.1": ..., ...}``: the share of flips among the first round(f N) inspected."""
+    n, total = len(flipped_in_order), int(flipped_in_order.sum())
+    found = np.concatenate([[0], np.cumsum(flipped_in_order)])
+    return {f"{f:g}": float(found[int(math.floor(f * n + 0.5))] / total) for f in fractions}
+
+
+def detection_auc(flipped_in_order: np.ndarray) -> float:
+    """dattri's ``mislabel_detection_auc`` of an inspection order (see the module docstring)."""
+    hits = np.asarray(flipped_in_order, dtype=np.float64)
+    tp = np.concatenate([[0.0], np.cumsum(hits)])
+    fp = np.concatenate([[0.0], np.cumsum(1.0 - hits)])
+    tpr, fpr = tp / hits.sum(), fp / (len(hits) - hits.sum())
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))  # the trapezoid rule
+
+
+def detection(suspicion: np.ndarray, flipped: np.ndarray) -> tuple[np.ndarray, dict[str, float], float]:
+    """(inspection order, fraction found, auc) of one ranking of the candidates."""
+    order = inspection_order(np.asarray(suspicion, dtype=np.float64))
+    hits = np.asarray(flipped, dtype=bool)[order]
+    return order, fraction_found(hits), detection_auc(hits)
+
+
+def baseline_suspicion(name: str, bench: Benchmark, ids: np.ndarray, seed: int) -> np.ndarray:
+    """``random``: a seeded permutation; ``training-loss``: each example's own loss at the end
+    of training, averaged over the fit runs (a flipped label is learned last, if at all)."""
+    if name == "random":
+        return np.random.default_rng([seed, 20240607]).permutation(len(ids)).astype(np.float64)
+    if name == "training-loss":
+        rows = bench.test.positions(ids)
+        finals = [bench.run(n).trajectories["loss"].values[rows, -1] for n in bench.split.fit_runs]
+        return np.mean(finals, axis=0)
+    raise TDABenchError(f"unknown baseline {name!r}; the baselines are {', '.join(BASELINES)}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Test loss and accuracy of the model retrained on some data, over the retrained runs."""
+
+    loss: float
+    accuracy: float
+    runs: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        """JSON-ready."""
+        return {"loss": self.loss, "accuracy": self.accuracy, "runs": self.runs}
+
+
+@dataclass(frozen=True)
+class MislabelResult:
+    """One ranking's result on one benchmark (a file of its own, schema :data:`SCHEMA`).
+
+    Attributes:
+        benchmark, data_hash: what was ranked.
+        label: the ranking's name (a method's display name, or a baseline's).
+        kind: ``method`` or ``baseline``.
+        key: the hash of everything the result depends on (a changed input recomputes it).
+        status: ``ok`` or ``failed`` (``error`` says why).
+        method_name, method_version, distribution, config: the method as run (baselines: empty).
+        n_candidates, n_flipped: the candidates ranked.
+        fraction_found, auc: see the module docstring.
+        ranking: candidate ids in inspection order.
+        fixing: the top :data:`FIX_FRACTION` relabelled and retrained: ``inspected``, ``fixed``,
+            ``before``, ``after``, ``all_fixed`` (:class:`Outcome` dicts), or ``reason`` when it
+            could not be done.
+        provenance: as in run results.
+    """
+
+    benchmark: str
+    data_hash: str
+    label: str
+    kind: str
+    key: str
+    status: str
+    error: str | None = None
+    method_name: str = ""
+    method_version: str = ""
+    distribution: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    n_candidates: int = 0
+    n_flipped: int = 0
+    fraction_found: Mapping[str, float] = field(default_factory=dict)
+    auc: float | None = None
+    ranking: tuple[int, ...] = ()
+    fixing: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the schema first."""
+        from dataclasses import asdict
+
+        return {"schema": SCHEMA, **asdict(self), "ranking": list(self.ranking)}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> MislabelResult:
+        """Validated; anything wrong is one line naming the file and field."""
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            raise DataError(where, f"not a mislabel result (schema {SCHEMA!r} expected)", field="schema")
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - names - {"schema"})
+        if unknown:
+            raise DataError(where, f"unknown field {unknown[0]!r}", field=unknown[0])
+        for name in ("benchmark", "label", "kind", "key", "status"):
+            if not isinstance(d.get(name), str):
+                raise DataError(where, f"expected a string, got {d.get(name)!r}", field=name)
+        if d["status"] not in ("ok", "failed"):
+            raise DataError(where, f"status must be ok or failed, got {d['status']!r}", field="status")
+        found = d.get("fraction_found", {})
+        if d["status"] == "ok" and (not isinstance(found, dict) or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in found.values())):
+            raise DataError(where, "fraction_found must map fractions to shares in [0, 1]", field="fraction_found")
+        return cls(**{k: v for k, v in d.items() if k in names and k != "ranking"}, ranking=tuple(int(i) for i in d.get("ranking", ())))
+
+    @property
+    def accuracy_gain(self) -> float | None:
+        """Accuracy after fixing minus before (None without retraining)."""
+        before, after = self.fixing.get("before"), self.fixing.get("after")
+        return None if not before or not after else float(after["accuracy"]) - float(before["accuracy"])
+
+
+def result_key(bench: Benchmark, parts: Mapping[str, Any]) -> str:
+    """The hash a result is reused by: the data, and everything else it depends on."""
+    blob = json.dumps({"data": bench.content_hash, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def result_path(out: Path, benchmark: str, label: str) -> Path:
+    """``out/<benchmark>/mislabel/<label>.json``, the benchmark named as in run results and every
+    part escaped, so it stays inside ``out``."""
+    return Path(out) / "__".join(escape(p) for p in benchmark.split("/")) / "mislabel" / f"{escape(label)}.json"
+
+
+def write(out: Path, result: MislabelResult) -> MislabelResult:
+    """Write atomically; return the result as it reads back (JSON types: lists, not tuples)."""
+    path = result_path(out, result.benchmark, result.label)
+    text = json.dumps(result.to_dict(), indent=1)
+    atomic_write_text(path, text + "\n")
+    return MislabelResult.from_dict(json.loads(text), str(path))
+
+
+def read(path: Path) -> MislabelResult:
+    """Read and validate one result file."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror})") from None
+    return MislabelResult.from_dict(load_json_text(raw, Path(path)), str(path))
+
+
+def reusable(out: Path, benchmark: str, label: str, key: str) -> MislabelResult | None:
+    """The finished result with this key, if one is on disk."""
+    path = result_path(out, benchmark, label)
+    try:
+        got = read(path)
+    except (DataError, OSError):
+        return None
+    return got if got.key == key and got.status == "ok" else None
