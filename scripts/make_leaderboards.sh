@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate leaderboards/ from a full run of the built-in bank with every registered method.
+# Regenerate leaderboards/ from a full run of the built-in bank with every registered method,
+# and `tdabench mislabel` on its label-noise benchmark.
 #
 #   scripts/make_leaderboards.sh            # run the bank (resumes: finished cells are reused), then the pages
 #   scripts/make_leaderboards.sh --pages    # only the pages, from the committed leaderboards/results/
@@ -18,8 +19,11 @@ case "${1:-}" in --pages | --check) MODE=$1; shift ;; esac
 case "$MODE" in
   all)
     # Every registered method (no --method), every split, every metric the bank records.
-    tdabench run --benchmark builtin --metric all --out "$RESULTS" --no-progress "$@" || status=$?
+    tdabench run --benchmark builtin --trajectory all --out "$RESULTS" --no-progress "$@" || status=$?
     # Exit status 1 means some cells failed: they are recorded and shown as failed, so go on.
+    if [[ ${status:-0} -gt 1 ]]; then exit "$status"; fi
+    # Mislabel identification on the bank's label-noise benchmark: every method that can rank.
+    tdabench mislabel --out "$RESULTS" --no-progress || status=$?
     if [[ ${status:-0} -gt 1 ]]; then exit "$status"; fi
     tdabench leaderboard --results "$RESULTS" --benchmark builtin --out leaderboards
     ;;

@@ -60,7 +60,7 @@ class Unit:
 
 
 class CellLock:
-    """An exclusive lock on a cell (``out/.locks/<key>.lock``): two runs on one ``--out`` never
+    """An exclusive lock on a cell (``out/.locks/<hash of its result path>.lock``): two runs on one ``--out`` never
     compute the same cell twice; the second waits, then reuses what the first wrote."""
 
     def __init__(self, out: Path, path: Path) -> None:

@@ -7,7 +7,8 @@ method side only: fit data and queries, never the truth) and the recorder maps o
 run per job. Results always travel through atomic files
 written by the work itself, so a crashed worker or a killed driver loses at most the jobs
 in flight, and rerunning the same command finishes only what is missing. tdabench has no
-scheduler of its own: processes come from ``concurrent.futures`` and clusters from Ray.
+scheduler of its own: local processes are :class:`~tdabench.pool.WorkerPool`'s (``multiprocessing``
+forkserver children), clusters are Ray's.
 """
 
 from __future__ import annotations

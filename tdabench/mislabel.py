@@ -140,8 +140,8 @@ class MislabelResult:
         fraction_found, auc: see the module docstring.
         ranking: candidate ids in inspection order.
         fixing: the top :data:`FIX_FRACTION` relabelled and retrained: ``inspected``, ``fixed``,
-            ``before``, ``after``, ``all_fixed`` (:class:`Outcome` dicts), or ``reason`` when it
-            could not be done.
+            ``retrained_runs`` (the evaluation runs retrained), ``before``, ``after``,
+            ``all_fixed`` (:class:`Outcome` dicts), or ``reason`` when it could not be done.
         provenance: as in run results.
     """
 

@@ -25,7 +25,8 @@ def generalization_gaps(results: Sequence[CellResult]) -> dict[tuple[str, str, s
         if r.split == "seen" or r.status != "ok" or base is None:
             continue
         gaps[(r.benchmark, r.trajectory, r.method, r.split)] = {
-            m: r.scores[m].mean - base.scores[m].mean for m in SCORE_NAMES if m in r.scores and m in base.scores
+            m: r.scores[m].mean - base.scores[m].mean for m in SCORE_NAMES
+            if m in r.scores and m in base.scores and math.isfinite(r.scores[m].mean - base.scores[m].mean)  # undefined: left out, never NaN in JSON
         }
     return gaps
 

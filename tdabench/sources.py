@@ -33,9 +33,10 @@ def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
 
 
 def resolve_benchmarks(context: Context, names: list[str]) -> list[BenchmarkRef]:
-    """Refs for ``names``: registered ids, or paths to directories in the GPTDynamics layout.
-
-    With no names, the registered default slice.
+    """Refs for ``names``: registered ids (or id prefixes), or paths to directories in the
+    GPTDynamics layout. A name that is both (a folder ``gptdynamics`` in the working directory)
+    is the registered id; write ``./gptdynamics`` for the folder. With no names, the registered
+    default slice.
     """
     if not names:
         refs = [r for r in context.registry.benchmarks(context).values() if r.default]
@@ -46,13 +47,16 @@ def resolve_benchmarks(context: Context, names: list[str]) -> list[BenchmarkRef]
     out: list[BenchmarkRef] = []
     for name in names:
         path = Path(name)
-        if path.exists() or "/" in name and name.startswith((".", "/", "~")):
+        explicit = name.startswith((".", "/", "~"))  # ./gptdynamics is a folder, gptdynamics an id prefix first
+        if not explicit:
+            if known is None:
+                known = context.registry.benchmarks(context)
+            matches = [r for bid, r in known.items() if bid == name or bid.startswith(name.rstrip("/") + "/")]
+            if matches:
+                out.extend(matches)
+                continue
+        if path.exists() or explicit:
             out.extend(refs_from_dir(path.expanduser(), progress=context.progress))
             continue
-        if known is None:
-            known = context.registry.benchmarks(context)
-        matches = [r for bid, r in known.items() if bid == name or bid.startswith(name.rstrip("/") + "/")]
-        if not matches:
-            raise UnknownNameError("benchmark", name, list(known))
-        out.extend(matches)
+        raise UnknownNameError("benchmark", name, list(known or {}))
     return out

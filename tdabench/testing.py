@@ -220,6 +220,39 @@ def check_metric_trajectories(case: Case) -> None:
     assert out.shape == q.shape and np.isfinite(out).all(), "declared metric_trajectories, but BLEU predictions are malformed"
 
 
+def pool_benchmark(bench: Benchmark) -> Benchmark:
+    """``bench`` whose test examples are its first training examples (their texts, the same
+    recorded rows), as in mislabel search: every trained example is also scored on itself."""
+    k = min(len(bench.test), len(bench.train))
+    new_ids = bench.train.ids[:k]
+    old_to_new = dict(zip(bench.test.ids[:k].tolist(), new_ids.tolist()))
+    runs = []
+    for r in bench.runs:
+        own = r.test_ids if r.test_ids is not None else bench.test.ids
+        keep = np.isin(own, list(old_to_new))
+        traj = {m: Trajectory(t.steps, t.values[keep]) for m, t in r.trajectories.items()}
+        sub = None if r.test_ids is None else np.array(sorted(old_to_new[int(i)] for i in own[keep]), dtype=np.int64)
+        runs.append(dataclasses.replace(r, trajectories=traj, test_ids=sub))
+    held = tuple(old_to_new[i] for i in bench.split.heldout_test_ids if i in old_to_new)
+    split = dataclasses.replace(bench.split, heldout_test_ids=held)
+    return dataclasses.replace(bench, test=bench.train.subset(new_ids), runs=tuple(runs), split=split, test_groups={})
+
+
+def check_self_influence(case: Case) -> None:
+    """Declared ``self_influence``: once fitted on runs whose training examples are also test
+    examples, ``self_influence(ids)`` returns one finite float per id, in the order asked."""
+    bench = pool_benchmark(case.bench)
+    sim = case.spec.create(case.config).fit(case.fit_data(bench))
+    assert hasattr(sim, "self_influence"), "declared self_influence, but the fitted simulator has no self_influence(ids) method"
+    trained = np.concatenate([bench.run(n).batches.ravel() for n in bench.split.fit_runs])
+    ids = np.intersect1d(trained[trained >= 0], bench.test.ids)
+    out = np.asarray(sim.self_influence(ids))
+    assert out.shape == ids.shape and np.issubdtype(out.dtype, np.floating), f"self_influence returned {out.shape} {out.dtype} for {len(ids)} ids"
+    assert np.isfinite(out).all(), "self_influence of examples both trained and tested must be finite"
+    back = np.asarray(sim.self_influence(ids[::-1]))
+    np.testing.assert_allclose(back, out[::-1], rtol=1e-6, atol=1e-12, err_msg="self_influence must follow the order of the ids asked for")
+
+
 CHECKS: tuple[Check, ...] = (
     check_constructor_stores_config,
     check_fit_returns_self,
@@ -232,7 +265,7 @@ CHECKS: tuple[Check, ...] = (
     check_fit_info_json,
     check_pickle,
 )
-CAPABILITY_CHECKS: tuple[Check, ...] = (check_unseen_test, check_unseen_train, check_unseen_both, check_metric_trajectories)
+CAPABILITY_CHECKS: tuple[Check, ...] = (check_unseen_test, check_unseen_train, check_unseen_both, check_metric_trajectories, check_self_influence)
 
 
 def checks_for(case: Case) -> Iterator[Check]:
@@ -246,6 +279,8 @@ def checks_for(case: Case) -> Iterator[Check]:
             yield check
     if caps.metric_trajectories and (not built or "bleu" in case.bench.metrics):
         yield check_metric_trajectories
+    if caps.self_influence:
+        yield check_self_influence
 
 
 def _resolve(method: MethodArg, ctx: Context) -> tuple[MethodSpec, dict[str, Any]]:

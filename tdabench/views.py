@@ -1,8 +1,9 @@
 """What each party may see: the fit data of a method, and the queries of each split.
 
-This is the only place where evaluation trajectories are read. A simulator gets their
-initial values alone (in a :class:`Query`, inside a worker process); the truth stays with
-the runner, which scores.
+This is where a run reads evaluation trajectories (the leaderboard reads them again, for its
+plots only). A simulator gets their initial values alone (in a :class:`Query`, inside a worker
+process) and only the fit and validation runs' checkpoints; the truth stays with the runner,
+which scores.
 
 Two fits serve the four splits, as in the published protocol: the ``all-test`` fit sees every
 test example and serves ``seen`` and ``unseen-train``; the ``withheld-test`` fit withholds the
@@ -11,11 +12,12 @@ held-out test examples and serves ``unseen-test`` and ``unseen-both``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from tdabench.data import SPLITS, Benchmark
+from tdabench.data import SPLITS, Benchmark, ModelAccess, SplitSpec
 from tdabench.errors import UnknownNameError
 from tdabench.simulator import Capabilities, FitData, Query, RunBatches
 
@@ -75,6 +77,15 @@ def fit_test_ids(bench: Benchmark, fit: str) -> np.ndarray:
     return np.setdiff1d(bench.test.ids, np.asarray(bench.split.heldout_test_ids, dtype=np.int64))
 
 
+def fit_model_access(bench: Benchmark, split: SplitSpec) -> ModelAccess | None:
+    """The benchmark's model with the checkpoints of its fit and validation runs only: an
+    evaluation run's weights would reproduce its trajectories, which no simulator may see."""
+    if bench.model is None:
+        return None
+    allowed = set(split.fit_runs) | set(split.validation_runs)
+    return dataclasses.replace(bench.model, checkpoints={r: c for r, c in bench.model.checkpoints.items() if r in allowed})
+
+
 def fit_data(bench: Benchmark, trajectory: str, *, fit: str = FIT_ALL, seed: int, with_model: bool, cache_dir: str | None,
              device: str) -> FitData:
     """The fit runs and validation runs, on the test examples of ``fit``."""
@@ -94,7 +105,7 @@ def fit_data(bench: Benchmark, trajectory: str, *, fit: str = FIT_ALL, seed: int
         test=bench.test.subset(tests),
         meta=bench.meta,
         seed=seed,
-        model=bench.model if with_model else None,
+        model=fit_model_access(bench, split) if with_model else None,
         cache_dir=cache_dir,
         device=device,
     )

@@ -169,7 +169,7 @@ def _document(bench: Benchmark, choice: MethodChoice, plan: Path, q: Query, pred
         doc["scores"] = {k: s.to_dict() for k, s in scores.items() if not k.startswith("lds")}
         if baseline is not None:
             doc["mean_trajectory_scores"] = {k: s.to_dict() for k, s in score(baseline[None], actual[None], baseline[None]).items()
-                                             if k in ("mse_all_steps", "mae_all_steps", "spearman_final")}
+                                             if k in ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")}
     return doc
 
 

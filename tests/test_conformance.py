@@ -59,7 +59,7 @@ def test_checks_catch_broken_methods(cls: type, check: object, message: str) -> 
 
 def test_every_check_is_documented() -> None:
     assert all(c.__doc__ for c in (*CHECKS, *CAPABILITY_CHECKS))
-    assert len({c.__name__ for c in (*CHECKS, *CAPABILITY_CHECKS)}) == 14
+    assert len({c.__name__ for c in (*CHECKS, *CAPABILITY_CHECKS)}) == 15
 
 
 def test_needs_checkpoints_without_model_is_explained() -> None:

@@ -100,3 +100,20 @@ def test_written_layout_is_plain_gptdynamics(tmp_path: Path, synthetic: tuple[Be
     train_file = root / "gptdynamics" / "sft_tasks" / "toy" / "toy_train_0-79.json"
     first = json.loads(train_file.read_text().splitlines()[0])
     assert set(first) == {"id", "input", "context"}
+
+
+
+def test_a_recorded_pair_that_shares_half_a_published_name_is_read(tmp_path: Path) -> None:
+    # The recorder's webnlg pool is webnlg_train_0-399.json, as published, but its test file is
+    # its own (not the published webnlg_dev_0-177.json): the folder's pair is read, not half the
+    # published one. Half a published pair with no other test file stays an error.
+    from tdabench.formats.gptdynamics_read import find_example_files
+
+    folder = tmp_path / "gptdynamics" / "sft_tasks" / "webnlg"
+    folder.mkdir(parents=True)
+    (tmp_path / "runs" / "webnlg").mkdir(parents=True)
+    (folder / "webnlg_train_0-399.json").write_text("")
+    start = tmp_path / "runs" / "webnlg"
+    assert find_example_files(start, "webnlg", "webnlg") == (folder / "webnlg_train_0-399.json", None, folder)
+    (folder / "webnlg_validation_0-127.json").write_text("")
+    assert find_example_files(start, "webnlg", "webnlg") == (folder / "webnlg_train_0-399.json", folder / "webnlg_validation_0-127.json", folder)

@@ -126,7 +126,7 @@ def test_mislabel_reports_every_ranking_and_a_failure_spoils_only_its_own(tmp_pa
     for r in results:
         assert read(out / "builtin__mislabel__ft__neox-1m__sentiment" / "mislabel" / f"{r.label}.json") == r
     # A rerun reuses every ranking and every retrained run; the failed one is tried again.
-    store = out / "builtin__mislabel__ft__neox-1m__sentiment" / "mislabel" / "retrained.json"
+    store = out / "builtin__mislabel__ft__neox-1m__sentiment" / "mislabel" / "_retrained.json"
     before = store.read_bytes()
     again = identify(b, choices[:1], Settings(out=out, retrain_runs=2))
     assert [r.label for r in again] == ["random", "training-loss", "simfluence-linear"] and again[2] == sf
@@ -151,4 +151,4 @@ def test_a_method_that_cannot_rank_is_refused() -> None:
 def test_cli_ranks_without_retraining(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["mislabel", "--method", "simfluence-additive", "--no-retrain", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "51 of 128 training labels flipped" in out and "simfluence-additive" in out and "training-loss" in out
+    assert "51 of the 128 examples trained and tested have flipped labels" in out and "simfluence-additive" in out and "training-loss" in out

@@ -36,7 +36,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``tdabench record --runs 2`` on the smallest model and a tiny slice, with checkpoints."""
     out = tmp_path_factory.mktemp("rec") / "bench"
     rc = main(["record", *TINY, "--task", "wmt", "--runs", "2", "--unseen-runs", "1", "--metric-every", "2",
-               "--checkpoint-every", "1", "--out", str(out)])
+               "--checkpoint-every", "1", "--checkpoint-runs", "all", "--out", str(out)])
     assert rc == 0
     return out
 
@@ -51,10 +51,16 @@ def test_record_then_run(recorded: Path, tmp_path: Path) -> None:
     assert bench.metrics == ("loss", "bleu", "rougeL")
     assert bench.split.unseen_train_runs and bench.split.heldout_test_ids
     assert bench.model is not None and (bench.model.base_model / "config.json").is_file()
-    # evaluation and unseen-train runs save checkpoints at every step; fit runs do not
+    # --checkpoint-runs all: every run saves checkpoints at every step...
     eval_run = bench.split.eval_runs[0]
-    assert sorted(bench.model.checkpoints[eval_run]) == [1, 2]
-    assert bench.split.fit_runs[0] not in bench.model.checkpoints
+    assert sorted(bench.model.checkpoints[eval_run]) == [1, 2] and bench.split.fit_runs[0] in bench.model.checkpoints
+    # ...but a method is handed only the fit and validation runs' (an evaluation run's weights
+    # would reproduce its trajectories).
+    from tdabench.views import fit_data
+
+    seen = fit_data(bench, "loss", seed=0, with_model=True, cache_dir=None, device="cpu").model
+    assert seen is not None and set(seen.checkpoints) == set(bench.split.fit_runs + bench.split.validation_runs) & set(bench.model.checkpoints)
+    assert eval_run not in seen.checkpoints
 
 
 def test_layout_read_with_plain_json(recorded: Path) -> None:

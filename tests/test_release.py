@@ -168,8 +168,10 @@ def test_the_debug_runs_are_a_mislabel_benchmark(benches: dict, tmp_path: Path) 
     debug = benches["gptdynamics/ft/pythia-410m/sst2-dataset-debug-is-mislabelled"]
     assert debug.design is not None and debug.design.name == "label-noise" and len(debug.design.flips) == 51
     assert benches["gptdynamics/ft/pythia-410m/sst2"].design is None  # the real SST-2 runs know of no flips
-    cands = candidates(debug)
-    assert len(cands.ids) == 128 and int(cands.flipped.sum()) == 51
+    cands = candidates(debug)  # the examples the fit runs trained (the test tree's short runs cover part of the 128)
+    flipped = set(debug.design.flips)
+    assert 0 < len(cands.ids) <= 128 and set(cands.ids.tolist()) <= set(range(128))
+    assert cands.flipped.tolist() == [int(i) in flipped for i in cands.ids]
     results = identify(debug, [], Settings(out=tmp_path))
     assert [r.label for r in results] == ["random", "training-loss"] and all(r.status == "ok" for r in results)
     assert "cannot be retrained" in results[0].fixing["reason"]  # a GPTDynamics copy ships no base model

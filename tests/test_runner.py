@@ -232,6 +232,10 @@ def test_results_are_reused_and_force_recomputes(synthetic_dir: Path, tmp_path: 
     assert [os.stat(f).st_mtime_ns for f in files] == stamps
     assert main([*argv, "--force"]) == 0
     assert all(os.stat(f).st_mtime_ns != s for f, s in zip(files, stamps))
+    # Written atomically through a temp file, yet with the mode open() would give (not mkstemp's 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {os.stat(f).st_mode & 0o777 for f in out.rglob("seed-*.*")} == {0o666 & ~umask}
 
 
 def test_sigterm_stops_the_workers_and_a_rerun_resumes(synthetic_dir: Path, tmp_path: Path, bad_plugin: str) -> None:

@@ -51,11 +51,18 @@ def cmd_mislabel(args: argparse.Namespace) -> int:
                         cache_dir=str(Path(ctx.cache_dir).resolve()), device=ctx.device, progress=ctx.progress, command=args.command_line)
     everything, failed = [], 0
     for ref in refs:
-        results = identify(ref.load(), choices, settings)
+        bench = ref.load()
+        chosen = choices
+        if not args.method and bench.model is None:  # every method by default: those this benchmark can serve
+            chosen = [c for c in choices if not c.spec.capabilities.needs_checkpoints]
+            left = sorted(c.display for c in choices if c not in chosen)
+            if left:
+                print(f"tdabench: n/a on {bench.id} (no model or checkpoints): {', '.join(left)}", file=sys.stderr)
+        results = identify(bench, chosen, settings)
         failed += sum(r.status != "ok" for r in results)
         everything += results
         if not args.json:
-            print(f"{ref.id}: {results[0].n_flipped} of {results[0].n_candidates} training labels flipped\n")
+            print(f"{ref.id}: {results[0].n_flipped} of the {results[0].n_candidates} examples trained and tested have flipped labels\n")
             print(table(results) + "\n")
     if args.json:
         json.dump([r.to_dict() for r in everything], sys.stdout, indent=1)

@@ -331,11 +331,14 @@ def find_example_files(start: Path, folder: str, task: str) -> tuple[Path | None
         gd = base / "gptdynamics"
         if not gd.is_dir():
             continue
+        published: tuple[Path | None, Path | None, Path] | None = None
         if role.examples in EXAMPLE_FILES:
             sub, train, test = EXAMPLE_FILES[role.examples]
             pair = (gd / sub / train, gd / sub / test)
-            if pair[0].is_file() or pair[1].is_file():
-                return (pair[0] if pair[0].is_file() else None, pair[1] if pair[1].is_file() else None, gd / sub)
+            if pair[0].is_file() and pair[1].is_file():
+                return (*pair, gd / sub)
+            if pair[0].is_file() or pair[1].is_file():  # half a published pair: a recorder's own pair may share a name
+                published = (pair[0] if pair[0].is_file() else None, pair[1] if pair[1].is_file() else None, gd / sub)
         debug = is_debug_file(folder) or is_debug_file(task)
         if role.task.startswith(("flan", "it")):
             found = _pick_pair(sorted((gd / "it_tasks").glob("*.json")), debug)
@@ -346,6 +349,10 @@ def find_example_files(start: Path, folder: str, task: str) -> tuple[Path | None
                 (p for p in folders if role.task.startswith(p.name) or p.name.startswith(role.task)), None
             )
             found, where = (_pick_pair(sorted(sub.glob("*.json")), debug), sub) if sub else (None, gd)
+        if found and found[0] and found[1]:
+            return (*found, where)
+        if published is not None:
+            return published
         if found and (found[0] or found[1]):
             return (*found, where)
     return None

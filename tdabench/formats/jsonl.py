@@ -6,6 +6,7 @@ belongs, or an integer outside int64 is an error that says what was found and wh
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -29,7 +30,7 @@ def _decode(data: bytes, path: Path, line: int | None) -> str:
 
 def _loads(text: str, path: Path, line: int | None) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text.rstrip("\r\n") if line is not None else text)  # a cut-short line: its column, not the next line's
     except json.JSONDecodeError as exc:
         where = f" at column {exc.colno}" if line is not None else ""
         raise DataError(path, f"malformed JSON ({exc.msg}{where})", line=line if line is not None else exc.lineno) from None
@@ -108,6 +109,14 @@ def check_number(value: Any, path: Path, line: int, field: str, *, lo: float = -
     return x
 
 
+@functools.cache
+def _file_mode() -> int:
+    """0666 less the process's umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
     atomic_write_bytes(path, text.encode("utf-8"))
@@ -122,6 +131,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a result is as readable as any file the user writes
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -24,8 +24,11 @@ def signed(x: float | None, sig: int = 3) -> str:
     return text if text in ("n/a", "0") or text.startswith("-") else "+" + text
 
 
-def score_parts(s: Score) -> tuple[str, str, str]:
-    """(mean, ± std, [95% CI]) of a score; ``undefined`` when the metric is nowhere defined."""
+def score_parts(s: Score | None) -> tuple[str, str, str]:
+    """(mean, ± std, [95% CI]) of a score; ``undefined`` when the metric is nowhere defined,
+    ``–`` when the result does not have it (a result written before the score existed)."""
+    if s is None:
+        return ("–", "", "")
     if not math.isfinite(s.mean):
         return ("undefined", "", "")
     return (num(s.mean), f"± {num(s.std, 2)}", f"[{num(s.ci95[0])}, {num(s.ci95[1])}]")

@@ -125,8 +125,9 @@ def load_model(spec: str, device: str = "cpu") -> LoadedModel:
     else:
         raise UnknownNameError("model", spec, [*SIZES, *TUNED])
     try:
-        tok = AutoTokenizer.from_pretrained(str(source))
-        model = AutoModelForCausalLM.from_pretrained(str(source), attn_implementation="eager", dtype=torch.float32)
+        with quiet_loading():  # loaded once per run, per method, per worker: a bar each is noise
+            tok = AutoTokenizer.from_pretrained(str(source))
+            model = AutoModelForCausalLM.from_pretrained(str(source), attn_implementation="eager", dtype=torch.float32)
     except OSError as exc:
         raise TDABenchError(f"cannot load model {spec!r}: {str(exc).splitlines()[0]}") from None
     if tok.pad_token is None:  # Pythia and GPT-2 tokenizers ship without one

@@ -26,6 +26,7 @@ from tdabench.config import option, validate_options
 from tdabench.data import BenchmarkMeta, DesignInfo, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import TDABenchError
 from tdabench.executors import Executor, Job, SerialExecutor
+from tdabench.pool import WorkerPool
 from tdabench.formats.gptdynamics_write import example_file_paths, write_examples, write_run
 from tdabench.formats.jsonl import atomic_write_text
 from tdabench.formats.manifest import write_manifest
@@ -37,6 +38,7 @@ from tdabench.recorder.models import LoadedModel, load_model, n_params, quiet_lo
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task, with_flipped_labels
 from tdabench.simulator import Resources
 from tdabench.recorder.train import Schedule, train
+from tdabench.results import provenance
 from tdabench.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
 
 UNSEEN_SEED_OFFSET = 1000  # pool-B runs use seeds seed + 1000 + j
@@ -59,7 +61,8 @@ class RecordSpec:
     unseen_runs: int | None = option(None, "runs on the disjoint pool B for unseen-train (default 3 when pool B is large enough)", ge=0)
     metric_every: int | None = option(None, "record BLEU and ROUGE-L of greedy answers every N steps (default 8 for generation tasks, else off)", ge=0)
     checkpoint_every: int = option(0, "save safetensors checkpoints every N steps (0: none)", ge=0)
-    checkpoint_runs: str = option("eval", "runs that save checkpoints: evaluation and unseen-train runs, or all", ("eval", "all"))
+    checkpoint_runs: str = option("fit", "runs that save checkpoints: the first fit run (methods see only fit and validation runs' checkpoints), "
+                                         "the evaluation and unseen-train runs, or all", ("fit", "eval", "all"))
     seed: int = option(0, "seed of the first run; run i uses seed + i")
     precision: str = option("auto", "test-loss evaluation precision (auto: bf16 on CUDA where its error is below 1e-3)", ("auto", "fp32", "bf16"))
     loss: str = option("output-tokens", "loss type for tasks from files (built-in tasks set their own)", ("output-tokens", "last-token", "whole-sequence"))
@@ -174,6 +177,13 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
     loaded = load_model(spec.model, device)
     if not (out / "record.json").is_file():  # written once the arguments are known to be good
         atomic_write_text(out / "record.json", json.dumps(_settings_dict(spec), indent=1) + "\n")
+    # What the runs were trained with: retraining reproduces a run bit for bit only with the same
+    # code, library versions and thread count (float sums are reordered otherwise, and training
+    # amplifies the difference). Each start of a recording adds a line.
+    threads = (max(1, (os.cpu_count() or 1) // executor.jobs) if isinstance(executor, WorkerPool)
+               else torch.get_num_threads() if isinstance(executor, SerialExecutor) else None)  # Ray: the cluster's
+    with open(out / "recorded_with.jsonl", "a", encoding="utf-8") as log:
+        log.write(json.dumps({**dataclasses.asdict(provenance(spec.seed, "tdabench record")), "torch_threads_per_run": threads}) + "\n")
     metric_every = spec.metric_every if spec.metric_every is not None else (8 if task.generation else 0)
     s = spec.schedule
     settings = {"task": task.name, "bs": str(s.batch_size), "shot": str(len(task.pool_a)), "sample": str(s.sample),
@@ -191,9 +201,10 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
     del loaded  # workers load the saved base: the same weights, wherever they run
     n_main = len(names) - n_b
     eval_names = set(names[n_main - _counts(spec, n_main)[2] :])
+    saving = {"fit": {names[0]}, "eval": eval_names, "all": set(names)}[spec.checkpoint_runs]
     runs_dir = out / "runs" / task.name
     jobs = [
-        Job(RunJob(r.seed, r.batches, name, spec.checkpoint_every if (spec.checkpoint_runs == "all" or name in eval_names) else 0), 0, resources)
+        Job(RunJob(r.seed, r.batches, name, spec.checkpoint_every if name in saving else 0), 0, resources)
         for r, name in zip(plan.runs, names)
         if not (runs_dir / name).is_dir()
     ]

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from tdabench.data import ModelAccess
 from tdabench.errors import DataError
 from tdabench.formats.gptdynamics_load import load_benchmarks
+from tdabench.formats.jsonl import atomic_write_text
 from tdabench.formats.manifest import write_manifest
 from tdabench.lm import encode, evaluate
 from tdabench.recorder.models import load_model
@@ -72,6 +73,9 @@ def replay(root: Path, run_name: str, every: int, *, device: str = "cpu") -> Rep
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, dest)
+    # How far the replay is from the recording: 0 up to the recorded 4 decimals when the code,
+    # library versions and thread count are the recording's (docs/benchmarks.md, "Retraining").
+    atomic_write_text(dest / "replay.json", json.dumps({"run": run_name, "max_abs_error_final_test_loss": err}) + "\n")
     ckpts = {int(f.stem.split("-")[1]): f for f in sorted(dest.glob("step-*.safetensors"))}
     old = bench.model.checkpoints if bench.model else {}
     access = ModelAccess(base_model=root / "model", checkpoints={**old, run_name: ckpts}, loss_type=loss_type)

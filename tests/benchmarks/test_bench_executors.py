@@ -108,3 +108,16 @@ def test_record_parallel_speedup(benchmark, tmp_path: Path) -> None:  # noqa: AN
     print(f"\nrecording 4 runs: serial ({threads} threads) {serial:.1f}s, serial on 1 thread {serial_1:.1f}s | --jobs 2 {jobs:.1f}s "
           f"({serial / jobs:.2f}x; {serial_1 / jobs:.2f}x vs 1 thread) | ray {on_ray:.1f}s ({serial / on_ray:.2f}x; "
           f"{serial_1 / on_ray:.2f}x vs 1 thread), ray start-up {startup:.1f}s")
+
+
+def test_isolation_overhead(benchmark, grid: tuple[Context, list, list], tmp_path: Path) -> None:  # noqa: ANN001
+    """Worker-process isolation (the default of `tdabench run`, --jobs 1) against the same units
+    in this process: the target is at most 20% more wall time. A worker per unit costs its
+    start (importing torch and transformers in a forkserver child) and shipping FitData."""
+    ctx, refs, methods = grid
+    in_process = _timed(ctx, refs, methods, tmp_path / "serial", SerialExecutor())
+    isolated = benchmark.pedantic(_timed, args=(ctx, refs, methods, tmp_path / "isolated", WorkerPool(1)), rounds=1, iterations=1)
+    overhead = isolated / in_process - 1.0
+    benchmark.extra_info.update(in_process_s=in_process, isolated_s=isolated, overhead=overhead)
+    print(f"\nisolation: in-process {in_process:.1f}s, worker processes {isolated:.1f}s, overhead {overhead:+.1%}")
+    assert overhead <= 0.20, f"worker isolation costs {overhead:.0%} over running in-process (target: at most 20%)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tdabench.config import option
+from tdabench.config import option, validate_options
 from tdabench.simulator import FitData, Query
 from tdabench_knn.features import hashed_features, nearest
 
@@ -24,14 +24,12 @@ from tdabench_knn.features import hashed_features, nearest
 class KNNConfig:
     """Options of ``knn``."""
 
-    k: int = option(5, "neighbours among fitted test examples for an unseen test example")
-    k_train: int = option(3, "neighbours among fitted training examples for an unseen training example")
-    dim: int = option(512, "hashing dimension of the bag-of-words features")
+    k: int = option(5, "neighbours among fitted test examples for an unseen test example", ge=1)
+    k_train: int = option(3, "neighbours among fitted training examples for an unseen training example", ge=1)
+    dim: int = option(512, "hashing dimension of the bag-of-words features", ge=1)
 
     def __post_init__(self) -> None:
-        for key in ("k", "k_train", "dim"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"option '{key}' must be >= 1, got {getattr(self, key)}")
+        validate_options(self)  # the bounds above, checked however the config is built
 
 
 class KNNSimulator:
