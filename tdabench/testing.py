@@ -29,6 +29,7 @@ import numpy as np
 
 from tdabench.context import Context
 from tdabench.data import Benchmark, Trajectory
+from tdabench.errors import TDABenchError
 from tdabench.simulator import FitData, MethodSpec, Query
 from tdabench.synthetic import simfluence_benchmark
 from tdabench.views import FIT_ALL, SPLIT_FIT, fit_data, not_applicable, split_view
@@ -317,7 +318,10 @@ def parametrize_with_checks(methods: Sequence[MethodArg], *, benchmark: Callable
     is a factory called once per method (default :func:`small_benchmark`); checks a
     ``MethodSpec`` lists in ``expected_failures`` are xfail (strict) with its reason.
     """
-    import pytest  # tdabench.testing needs pytest only here: pip install pytest (or tdabench[testing])
+    try:
+        import pytest  # tdabench.testing needs pytest only here
+    except ImportError:
+        raise TDABenchError("parametrize_with_checks needs pytest: pip install 'tdabench[testing]'") from None
 
     ctx = context or Context.create(progress=False)
     params = []
