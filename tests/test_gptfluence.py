@@ -201,7 +201,7 @@ def test_interval_fit_ignores_the_values_between_every_kth(synthetic: tuple[Benc
 def test_all_splits_factors_and_self_influence(synthetic: tuple[Benchmark, SyntheticTruth], cache_dir: str) -> None:
     bench = synthetic[0]
     # The published rollout, so that one step is exactly the factor sums: no clamp, no neighbors.
-    sim = gf.GPTfluence(_config(clamp_factors=False, unseen_test="features")).fit(_data(bench, cache_dir))
+    sim = gf.GPTfluence(_config(clamp_factors=False, unseen_test="features", unseen_train="features")).fit(_data(bench, cache_dir))
     info = sim.fit_info()
     assert info["selected_on"] == "validation" and info["best_epoch"] >= 1 and np.isfinite(info["best_select_mse"])
     encoded_after_fit = sim.encoder_.n_encoded
@@ -231,6 +231,25 @@ def test_all_splits_factors_and_self_influence(synthetic: tuple[Benchmark, Synth
     np.testing.assert_allclose(si, (np.diag(pf.A[:, :, 0]) - 1 / sim.members_) * level + np.diag(pf.B), rtol=1e-4, atol=1e-7)
     with pytest.raises(KeyError, match="has not met"):
         sim.factors([123456], view.query.test.ids)
+
+
+def test_an_unseen_training_example_stands_in_by_its_nearest_fitted_one(synthetic: tuple[Benchmark, SyntheticTruth], cache_dir: str) -> None:
+    bench = synthetic[0]
+    sim = gf.GPTfluence(_config(unseen_train="neighbors", neighbors=1)).fit(_data(bench, cache_dir))
+    query = split_view(bench, "unseen-train", "loss", seed=0).query
+    new = np.unique(query.runs.batches[query.runs.batches >= 0])
+    assert not np.isin(new, sim.fit_train_ids_).any()  # the split's runs train on pool B only
+    # With one neighbor, each new example is exactly its most similar fitted example (by cosine).
+    texts = dict(zip(query.train.ids.tolist(), query.train.texts))
+    unit = gf._model._unit(sim.encoder_.embed([texts[int(i)] for i in new]))
+    nearest = sim.fit_train_ids_[np.argmax(unit @ sim.fit_train_unit_.T, axis=1)]
+    mapped = np.where(query.runs.batches >= 0, nearest[np.searchsorted(new, query.runs.batches.clip(min=new[0]))], -1)
+    swapped = dataclasses.replace(query, runs=dataclasses.replace(query.runs, batches=mapped),
+                                  train=bench.train.subset(np.union1d(sim.fit_train_ids_, nearest)))
+    np.testing.assert_allclose(sim.simulate(query), sim.simulate(swapped), rtol=1e-5, atol=1e-6)
+    # As published, the new examples' own features: another prediction.
+    own = gf.GPTfluence(_config(unseen_train="features")).fit(_data(bench, cache_dir)).simulate(query)
+    assert not np.allclose(own, sim.simulate(query))
 
 
 def test_same_seed_same_predictions(synthetic: tuple[Benchmark, SyntheticTruth], cache_dir: str) -> None:

@@ -21,6 +21,9 @@ from tdabench_plugins.gptfluence._model import GPTfluence, GPTfluenceConfig, Pai
 __all__ = ["GPTfluence", "GPTfluenceConfig", "PairFactors", "tdabench_methods", "torch_threads"]
 
 
+#: 2: a training example the fit did not see stands in by its nearest fitted ones (``unseen_train``).
+VERSION = "2"
+
 _CAPS = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True, self_influence=True)
 
 
@@ -33,7 +36,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=GPTfluence,
             config_cls=GPTfluenceConfig,
             capabilities=_CAPS,
-            version="1",
+            version=VERSION,
             summary="GPTfluence: featurized simulator, factors from frozen text-encoder features (Chai et al. 2024)",
         ),
         MethodSpec(
@@ -41,7 +44,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=partial(Residual, GPTfluence, "shrink"),
             config_cls=GPTfluenceConfig,
             capabilities=dataclasses.replace(_CAPS, any_length=False),
-            version="1",
+            version=VERSION,
             summary="GPTfluence on the deviation from the mean trajectory (falls back to it without signal)",
         ),
     ]

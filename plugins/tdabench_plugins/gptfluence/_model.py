@@ -55,7 +55,10 @@ class GPTfluenceConfig:
     unseen_test: str = option("neighbors", "test examples the fit did not see: neighbors (the mean test-side representation of "
                                             "their most similar fitted test examples, by encoder cosine; stable) or features (their own "
                                             "features, as published; unseen-test rollouts can run away)", ("neighbors", "features"))
-    neighbors: int = option(5, "neighbors: how many fitted test examples stand in for an unseen one", ge=1)
+    unseen_train: str = option("neighbors", "training examples the fit did not see: neighbors (the mean train-side representation of "
+                                             "their most similar fitted training examples; stable) or features (their own features, as "
+                                             "published and before version 2; unseen-train rollouts can drift)", ("neighbors", "features"))
+    neighbors: int = option(5, "neighbors: how many fitted examples stand in for an unseen one", ge=1)
     clamp_factors: bool = option(True, "clamp each transition's summed factors to their 1%-99% range over the fit runs' transitions "
                                        "(so an unseen example cannot get factors that make its rollout run away)")
     threads: int = option(1, "torch intra-op threads while fitting and simulating (0 = leave torch's setting): the tensors are small, and on a shared CPU one thread is fastest", ge=0)
@@ -89,7 +92,8 @@ class GPTfluence:
     target scale), ``bounds_`` (rollout clip range on the normalized scale, or None),
     ``factor_range_`` ([2, F] clamp of the summed factors, or None), ``fit_test_ids_``,
     ``fit_te_`` and ``fit_unit_`` (the fitted test examples' representations and unit
-    features, standing in for unseen test examples),
+    features, standing in for unseen test examples), ``fit_train_ids_``, ``fit_tr_`` and
+    ``fit_train_unit_`` (the same for the fitted training examples),
     ``device_``, ``result_`` (what training chose) and ``texts_`` (id -> text of every
     training and test example met so far, for :meth:`factors`).
     """
@@ -150,6 +154,9 @@ class GPTfluence:
         self.level_ = np.nanmean(data.values[:, :, :-1], axis=(0, 2)) if data.values.shape[2] > 1 else data.values[:, :, 0].mean(axis=0)
         self.fit_te_ = te
         self.fit_unit_ = _unit(raw_test)
+        self.fit_train_ids_ = np.array(data.train.ids, copy=True)
+        self.fit_tr_ = tr[:-1]  # without the padding row
+        self.fit_train_unit_ = _unit(raw_train)
         self.times_ = {"encode_s": encode_s, "train_s": time.perf_counter() - t1}
         return self
 
@@ -194,22 +201,20 @@ class GPTfluence:
         initial = torch.as_tensor(query.initial / self.scale_, dtype=torch.float32, device=self.device_)
         with torch.no_grad():
             raw_test = self.encoder_.embed(query.test.texts)
-            tr, te = self.net_.represent(self._features(train.texts), self._standardized(raw_test))
+            raw_train = self.encoder_.embed(train.texts)
+            tr, te = self.net_.represent(self._standardized(raw_train), self._standardized(raw_test))
             unseen = ~np.isin(query.test.ids, self.fit_test_ids_)
             if unseen.any() and self.config.unseen_test == "neighbors":
                 te = te.clone()
-                te[torch.as_tensor(unseen)] = self._neighbor_representation(raw_test[unseen])
+                te[torch.as_tensor(unseen)] = _neighbors(raw_test[unseen], self.fit_unit_, self.fit_te_, self.config.neighbors)
+            new_train = np.flatnonzero(~np.isin(train.ids, self.fit_train_ids_))
+            if len(new_train) and self.config.unseen_train == "neighbors":
+                tr = tr.clone()  # the last row is padding and stays
+                tr[torch.as_tensor(new_train)] = _neighbors(raw_train[new_train], self.fit_train_unit_, self.fit_tr_, self.config.neighbors)
             pred = rollout(self.net_, tr, te, pos, initial, self.bounds_, self.factor_range_)
         out = pred.double().cpu().numpy() * self.scale_
         out[:, :, 0] = query.initial  # exact, not a float32 round trip
         return out
-
-    def _neighbor_representation(self, raw: np.ndarray) -> torch.Tensor:
-        """The mean fitted test-side representation of each row's most similar fitted test examples."""
-        k = min(self.config.neighbors, len(self.fit_test_ids_))
-        sim = _unit(raw) @ self.fit_unit_.T  # [m, n_fit] cosine similarities
-        top = torch.as_tensor(np.argsort(-sim, axis=1, kind="stable")[:, :k], device=self.fit_te_.device)
-        return self.fit_te_[top].mean(dim=1)
 
     # -- what was learned ----------------------------------------------------------------
     def factors(self, train_ids: Sequence[int] | np.ndarray, test_ids: Sequence[int] | np.ndarray) -> PairFactors:
@@ -268,6 +273,15 @@ class GPTfluence:
             "texts_encoded": self.encoder_.n_encoded,
             **{k: round(v, 3) for k, v in self.times_.items()},
         }
+
+
+def _neighbors(raw: np.ndarray, fit_unit: np.ndarray, fit_rep: torch.Tensor, k: int) -> torch.Tensor:
+    """The mean fitted representation of each row's ``k`` most similar fitted examples (by
+    encoder cosine): what stands in for an example the fit did not see."""
+    k = min(k, len(fit_unit))
+    sim = _unit(raw) @ fit_unit.T  # [m, n_fit]
+    top = torch.as_tensor(np.argsort(-sim, axis=1, kind="stable")[:, :k], device=fit_rep.device)
+    return fit_rep[top].mean(dim=1)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
