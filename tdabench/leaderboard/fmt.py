@@ -50,3 +50,13 @@ def cost(x: float | None) -> str:
     if x == 0:
         return "0"
     return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.0f}"
+
+
+def rank_text(mean: float | None, k: int, n: int) -> str:
+    """A mean-rank cell: the mean rank over the ``k`` of ``n`` benchmarks that ranked the method."""
+    return f"{mean:.2f} ({k}/{n})" if mean is not None else f"– (0/{n})"
+
+
+def skill_text(mean: float | None, k: int, n: int, beats: int) -> str:
+    """A mean-skill cell: the mean over ``k`` of ``n`` benchmarks, and on how many the CI lies above 0."""
+    return f"{num(mean)} ({k}/{n}, >0: {beats})" if mean is not None else f"– (0/{n})"

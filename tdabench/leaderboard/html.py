@@ -15,7 +15,7 @@ from html import escape
 from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, score_parts
+from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text
 from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, group_title, table_heading
 from tdabench.leaderboard.plots import size_svg, trajectory_svg
 from tdabench.mislabel import MislabelResult
@@ -142,8 +142,7 @@ def rank_table(ranks: list[MeanRank], tid: str) -> str:
         cells = [f'<td class="text">{escape(mr.method)}</td>']
         for s in splits:
             mean, k, n = mr.by_split[s]
-            text = f"{mean:.2f} ({k}/{n})" if mean is not None else f"– (0/{n})"
-            cells.append(f'<td data-v="{_num_attr(mean)}">{text}</td>')
+            cells.append(f'<td data-v="{_num_attr(mean)}">{escape(rank_text(mean, k, n))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="scroll"><table class="sortable ranks" id="{tid}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(rows) + "\n</tbody></table></div>"
 
@@ -157,8 +156,7 @@ def skill_table(skills: list[MeanSkill], tid: str) -> str:
         cells = [f'<td class="text">{escape(ms.method)}</td>']
         for s in splits:
             mean, k, n = ms.skill[s]
-            text = f"{num(mean)} ({k}/{n}, &gt;0: {ms.beats[s]})" if mean is not None else f"– (0/{n})"
-            cells.append(f'<td data-v="{_num_attr(mean)}">{text}</td>')
+            cells.append(f'<td data-v="{_num_attr(mean)}">{escape(skill_text(mean, k, n, ms.beats[s]))}</td>')
         lds = ms.lds.get("seen")
         cells.append(f'<td data-v="{_num_attr(lds)}">{escape(num(lds))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, score_parts
+from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text
 from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
 from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
 from tdabench.leaderboard.mislabel import by_benchmark, reference_line
@@ -60,8 +60,7 @@ def rank_table(ranks: Sequence[MeanRank]) -> str:
     for mr in ranks:
         cells = [esc(mr.method)]
         for s in splits:
-            mean, k, n = mr.by_split[s]
-            cells.append(f"{mean:.2f} ({k}/{n})" if mean is not None else f"– (0/{n})")
+            cells.append(rank_text(*mr.by_split[s]))
         rows.append(cells)
     return md_table(["method", *splits], rows)
 
@@ -73,8 +72,7 @@ def skill_table(skills: Sequence[MeanSkill]) -> str:
     for ms in skills:
         cells = [esc(ms.method)]
         for s in splits:
-            mean, k, n = ms.skill[s]
-            cells.append(f"{num(mean)} ({k}/{n}, >0: {ms.beats[s]})" if mean is not None else f"– (0/{n})")
+            cells.append(skill_text(*ms.skill[s], ms.beats[s]))
         cells.append(num(ms.lds.get("seen")) if splits and "seen" in splits else "n/a")
         rows.append(cells)
     return md_table(["method", *(f"skill · {s}" for s in splits), "lds · seen"], rows)
