@@ -47,6 +47,20 @@ def widened_range(values: np.ndarray) -> tuple[float, float] | None:
     return lo - span, hi + span
 
 
+def guard_range(values: np.ndarray) -> tuple[float, float] | None:
+    """:func:`widened_range`, floored at 0 when no finite value is negative.
+
+    A loss (or BLEU, ROUGE) cannot go below 0; an additive rollout, which has no state to
+    slow it, otherwise overshoots to negative values that no run can take.
+    """
+    bounds = widened_range(values)
+    if bounds is None:
+        return None
+    vals = np.asarray(values, dtype=np.float64).ravel()
+    negative = bool(np.any(vals[np.isfinite(vals)] < 0))
+    return (bounds[0] if negative else max(bounds[0], 0.0)), bounds[1]
+
+
 @dataclass(frozen=True, eq=False)
 class MeanChange:
     """The batch-blind prediction: each test example's mean change from its initial value over

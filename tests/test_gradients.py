@@ -23,6 +23,7 @@ from tdabench.cli import main
 from tdabench.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import ConfigError
+from tdabench.helpers import widened_range
 from tdabench.formats.gptdynamics_write import write_benchmark
 from tdabench.lm import encode, evaluate, per_example_loss
 from tdabench.recorder.models import fresh_model
@@ -140,7 +141,7 @@ def _explicit_grads(sim: object, examples: ExampleSet, step: int) -> torch.Tenso
 
 # -- TracIn against explicit loops ------------------------------------------------------------
 def test_tracin_scores_and_rollout_match_explicit_autograd_loop(tiny: Benchmark) -> None:
-    sim = _fit("tracin-cp", tiny)
+    sim = _fit("tracin-cp", tiny, clip=False)  # the unguarded sum (the guard: next test)
     assert sim.steps_ == (0, 2, 4)  # base model + run0's two checkpoints
     grads_tr = {s: _explicit_grads(sim, tiny.train, s) for s in sim.steps_}
     grads_te = {s: _explicit_grads(sim, tiny.test, s) for s in sim.steps_}
@@ -163,6 +164,17 @@ def test_tracin_scores_and_rollout_match_explicit_autograd_loop(tiny: Benchmark)
                     y[z] -= q.runs.lr[r, t - 1] / len(batch) * dots
                 # float32 gradients: compare the predicted drops, relative to their size
                 np.testing.assert_allclose(pred[r, :, t] - q.initial[r], y - q.initial[r], rtol=2e-4, atol=1e-6, err_msg=f"{split} run {r} step {t}")
+
+
+def test_the_guard_clips_the_sum_at_zero_and_the_widened_range(tiny: Benchmark) -> None:
+    guarded, raw = _fit("tracin-cp", tiny), _fit("tracin-cp", tiny, clip=False)
+    fd = fit_data(tiny, "loss", seed=0, with_model=False, cache_dir=None, device="cpu")
+    hi = widened_range(np.concatenate([fd.values.ravel(), fd.validation_values.ravel()]))[1]
+    assert guarded.bounds_ == (0.0, hi)  # no recorded loss is negative: the floor is 0, not lo - span
+    q = split_view(tiny, "unseen-both", "loss", seed=0).query
+    unclipped = raw.simulate(q)
+    assert unclipped.min() < 0.0  # the tiny model's raw sum overshoots below zero
+    np.testing.assert_array_equal(guarded.simulate(q), np.clip(unclipped, 0.0, hi))
 
 
 def test_checkpoints_load_as_state_dict_files_and_pretrained_directories(tiny: Benchmark) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from tdabench.data import ExampleSet
+from tdabench.helpers import guard_range
 from tdabench.lm import Encoded
 from tdabench.simulator import FitData, Query, RunBatches, config_dict
 from tdabench_plugins.gradients._cache import TableCache, example_keys, examples_digest, table_cache
@@ -90,6 +91,7 @@ class GradientSimulator:
             projector = Projector(sizes, cfg.projection_dim, cfg.projection, data.seed, self.handle_.device)
         self.engine_ = GradientEngine(self.handle_.model, names, projector=projector, memory_bytes=self.budget_ // 2)
         self.train_, self.test_ = data.train, data.test
+        self.bounds_ = guard_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()])) if cfg.clip else None
         lr_fit, note = filled_lr(data.runs.lr)
         self.weights_ = lr_at(lr_fit, self.steps_)
         self.notes_ = [*self.handle_.notes, *([note] if note else [])]
@@ -118,20 +120,24 @@ class GradientSimulator:
         """Told which variant won (influence keeps its damping)."""
 
     def _calibrate(self, table: np.ndarray, runs: RunBatches, values: np.ndarray) -> float:
-        raw = self._predict(table, self.train_.ids, runs, values[:, :, 0], 1.0)
+        raw = self._predict(table, self.train_.ids, runs, values[:, :, 0], 1.0, clip=False)
         return least_squares_scale(raw - raw[:, :, :1], values - values[:, :, :1])
 
-    def _predict(self, table: np.ndarray, train_ids: np.ndarray, runs: RunBatches, initial: np.ndarray, scale: float) -> np.ndarray:
+    def _predict(self, table: np.ndarray, train_ids: np.ndarray, runs: RunBatches, initial: np.ndarray, scale: float,
+                 clip: bool = True) -> np.ndarray:
         lr, _ = filled_lr(runs.lr)
         index = step_checkpoint_index(self.steps_, runs.batches.shape[1])
         deltas = step_deltas(table, train_ids, runs, index, lr, self.config.batch_reduction)
-        return rollout(deltas, runs.steps, initial, scale)
+        pred = rollout(deltas, runs.steps, initial, scale)
+        # Clipped after summing: the additive steps do not depend on the value they move.
+        return np.clip(pred, *self.bounds_) if clip and self.bounds_ is not None else pred
 
     def _tables(self, train: ExampleSet, test: ExampleSet, *, variants: bool) -> np.ndarray:
         """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``); each
         checkpoint's table is read from the cache (_cache) column by column, and only the test
         examples it lacks are computed."""
-        options = {k: v for k, v in config_dict(self.config).items() if k != "calibrate"}  # calibration acts after the table
+        # calibration and clipping act after the table
+        options = {k: v for k, v in config_dict(self.config).items() if k not in ("calibrate", "clip")}
         parts = {"kind": self.table_kind, "layout": 2, "options": options, "seed": self.seed_, "device": self.handle_.device.type,
                  "loss_type": self.handle_.loss_type, "train": examples_digest(train), "variants": variants}
         columns = example_keys(test)
