@@ -25,7 +25,7 @@ from tdabench.simulator import FitData
 from tdabench.synthetic import SyntheticTruth
 from tdabench.views import fit_data, split_view
 from tdabench_plugins import gptfluence as gf
-from tdabench_plugins.gptfluence._encoder import TextEncoder, encoder_key
+from tdabench_plugins.encoder import TextEncoder, encoder_key
 from tdabench_plugins.gptfluence._nets import build_net
 from tdabench_plugins.gptfluence._train import (
     RunSet, TrainSettings, _block_loss, _history, constant_factors, fit_factors, rollout, used_columns,

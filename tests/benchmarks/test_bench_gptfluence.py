@@ -18,7 +18,7 @@ from tdabench.data import Benchmark
 from tdabench.synthetic import simfluence_benchmark
 from tdabench.views import fit_data, split_view
 from tdabench_plugins.gptfluence import GPTfluence, GPTfluenceConfig, torch_threads
-from tdabench_plugins.gptfluence._encoder import TextEncoder
+from tdabench_plugins.encoder import TextEncoder
 from tdabench_plugins.gptfluence._nets import FactorNet, build_net
 from tdabench_plugins.gptfluence._train import RunSet, TrainSettings, _block_loss, _history, constant_factors, fit_factors
 

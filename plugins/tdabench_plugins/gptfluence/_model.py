@@ -23,7 +23,7 @@ from tdabench.config import option, validate_options
 from tdabench.data import ExampleSet
 from tdabench.helpers import torch_threads, widened_range
 from tdabench.simulator import FitData, Query, RunBatches
-from tdabench_plugins.gptfluence._encoder import POOLINGS, TextEncoder
+from tdabench_plugins.encoder import POOLINGS, TextEncoder
 from tdabench_plugins.gptfluence._nets import FORMS, FactorNet, build_net
 from tdabench_plugins.gptfluence._train import (
     FitResult, RunSet, TrainSettings, constant_factors, factor_range, fit_factors, rollout, used_columns,

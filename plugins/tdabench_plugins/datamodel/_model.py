@@ -1,0 +1,176 @@
+"""The cluster datamodel: a batch-aware baseline that knows only which kind of example a run trained on, and when.
+
+Datamodels (Ilyas et al. 2022) regress a model's output on which training examples it saw.
+With tens of runs, one coefficient per example cannot be fitted, so this one works with kinds:
+
+1. Each training example is featurized by the frozen encoder (``plugins/tdabench_plugins/encoder.py``)
+   as ``[unit(emb(prompt)), unit(emb(target)), w * standardized log(1 + word counts of prompt and target)]``
+   and the examples are clustered by seeded k-means.
+2. A run is described at each recorded step by the cumulative count of each cluster it trained
+   on so far (``log(1 + count)`` by default: repeating a kind of example helps less and less).
+3. Per recorded step, one ridge regression, shared design and one column per test example,
+   maps those counts to the deviation from the mean trajectory over the fit runs.
+4. The number of clusters and the ridge strength are chosen by cross-validation over the fit
+   runs (folds by run), plus the validation runs when there are any.
+
+A prediction is the mean trajectory plus the regression: with no usable signal it is the mean
+trajectory. Equations and options: docs/methods.md, section "Cluster datamodel".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tdabench.config import option, validate_options
+from tdabench.data import ExampleSet
+from tdabench.helpers import MeanChange
+from tdabench.simulator import FitData, Query, RunBatches
+from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans, nearest, ridge, ridge_predict
+from tdabench_plugins.encoder import POOLINGS, TextEncoder
+
+COUNTS: tuple[str, ...] = ("log", "linear")
+
+
+@dataclass(frozen=True)
+class ClusterDatamodelConfig:
+    """Options of the cluster datamodel (docs/methods.md)."""
+
+    clusters: tuple[int, ...] = option((2, 3, 4, 6, 8, 12), "numbers of clusters tried (at most the number of training examples)", ge=1, nonempty=True)
+    lambdas: tuple[float, ...] = option((1e-3, 1e-2, 1e-1, 1.0, 10.0), "ridge strengths tried, relative to the mean diagonal of each step's Gram matrix", gt=0, nonempty=True)
+    counts: str = option("log", "features of a run: log (log(1 + cumulative count) per cluster) or linear (the count)", COUNTS)
+    length_weight: float = option(0.5, "weight of the standardized log word counts of prompt and target beside the unit-norm embeddings", ge=0)
+    folds: int = option(5, "cross-validation folds over the fit runs (by run)", ge=2)
+    encoder: str = option("all-MiniLM-L6-v2", "frozen text encoder: the packaged default, a local directory or a hub id")
+    pooling: str = option("mean", "pooling of the encoder's last hidden states", POOLINGS)
+    max_length: int = option(128, "tokens per text given to the encoder", ge=2)
+    encode_batch_size: int = option(64, "texts per encoder forward pass", ge=1)
+
+    def __post_init__(self) -> None:
+        validate_options(self)
+
+
+class ClusterDatamodel:
+    """Mean trajectory plus a per-step ridge on cumulative cluster counts.
+
+    Learned state (set by :meth:`fit`): ``mean_``, ``encoder_``, ``train_ids_`` and
+    ``labels_`` (each fitted training example's cluster), ``centroids_``, ``length_stats_``,
+    ``k_``, ``lambda_``, ``cv_mse_`` ({(k, lambda): cross-validated MSE}), ``model_`` (the ridge),
+    ``steps_`` (the recorded steps it predicts).
+    """
+
+    def __init__(self, config: ClusterDatamodelConfig) -> None:
+        self.config = config
+
+    # -- features ------------------------------------------------------------------------
+    def _features(self, examples: ExampleSet) -> np.ndarray:
+        cfg = self.config
+        parts = []
+        for texts in (examples.prompts, examples.targets):
+            e = self.encoder_.embed(list(texts)).astype(np.float64)
+            parts.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
+        words = np.log1p(np.array([[len(p.split()), len(t.split())] for p, t in zip(examples.prompts, examples.targets)], dtype=np.float64).reshape(-1, 2))
+        mu, sd = self.length_stats_
+        parts.append(cfg.length_weight * (words - mu) / sd)
+        return np.concatenate(parts, axis=1)
+
+    def _run_features(self, runs: RunBatches, ids: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+        x = cumulative_counts(runs, ids, labels, k)
+        return np.log1p(x) if self.config.counts == "log" else x
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, data: FitData) -> ClusterDatamodel:
+        """Cluster the training examples, choose (clusters, lambda) by cross-validation, fit the ridge."""
+        cfg = self.config
+        self.mean_ = MeanChange.fit(data)
+        self.steps_ = np.array(data.runs.steps, copy=True)
+        self.encoder_ = TextEncoder(cfg.encoder, cfg.pooling, cfg.max_length, cfg.encode_batch_size, data.cache_dir, data.device)
+        train = data.train
+        words = np.log1p(np.array([[len(p.split()), len(t.split())] for p, t in zip(train.prompts, train.targets)], dtype=np.float64).reshape(-1, 2))
+        self.length_stats_ = (words.mean(axis=0), np.maximum(words.std(axis=0), 1e-9))
+        feats = self._features(train)
+        changes = self.mean_.changes(data.test.ids, data.values.shape[2])[None]
+        dev = data.values - data.values[:, :, :1] - changes
+        dev_val = data.validation_values - data.validation_values[:, :, :1] - changes
+        rng = np.random.default_rng(data.seed)
+        folds = np.array_split(rng.permutation(len(data.runs)), min(cfg.folds, len(data.runs))) if len(data.runs) >= 2 else []
+        ks = sorted({k for k in cfg.clusters if k <= len(train)}) or [1]
+        self.cv_mse_: dict[tuple[int, float], float] = {}
+        clusterings: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for k in ks:
+            labels, centroids = kmeans(feats, k, seed=data.seed) if k > 1 else (np.zeros(len(train), np.int64), feats.mean(axis=0, keepdims=True))
+            clusterings[k] = (labels, centroids)
+            X = self._run_features(data.runs, train.ids, labels, k)
+            Xv = self._run_features(data.validation, train.ids, labels, k) if len(data.validation) else None
+            for lam in cfg.lambdas:
+                self.cv_mse_[(k, float(lam))] = _cv_mse(X, dev, Xv, dev_val, folds, float(lam))
+        # Lowest error; ties (and all-NaN) to fewer clusters, then stronger ridge.
+        key = {c: (v if math.isfinite(v) else math.inf, c[0], -c[1]) for c, v in self.cv_mse_.items()}
+        self.k_, self.lambda_ = min(key, key=key.__getitem__)
+        self.labels_, self.centroids_ = clusterings[self.k_]
+        self.train_ids_ = np.array(train.ids, copy=True)
+        self.test_ids_ = np.array(data.test.ids, copy=True)
+        self.model_ = ridge(self._run_features(data.runs, self.train_ids_, self.labels_, self.k_), dev, self.lambda_)
+        return self
+
+    # -- simulation ----------------------------------------------------------------------
+    def simulate(self, query: Query) -> np.ndarray:
+        """The mean trajectory plus the ridge prediction of every query run; float64 [R, n, K]."""
+        if not np.array_equal(query.runs.steps, self.steps_):
+            raise ValueError(f"the cluster datamodel predicts the recorded steps of its fit runs ({len(self.steps_)} of them); "
+                             f"this query records {len(query.runs.steps)} other steps")
+        cols = np.searchsorted(self.test_ids_, query.test.ids).clip(max=max(len(self.test_ids_) - 1, 0))
+        known = self.test_ids_[cols] == query.test.ids
+        if not known.all():
+            raise ValueError(f"the cluster datamodel cannot predict test examples it was not fitted on: {query.test.ids[~known][:5].tolist()}")
+        ids, labels = self._labels_for(query)
+        x_mean, d_mean, W = self.model_
+        dev = ridge_predict((x_mean, d_mean[cols], W[:, :, cols]), self._run_features(query.runs, ids, labels, self.k_))
+        return self.mean_.predict(query) + dev
+
+    def _labels_for(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted ids, cluster of each) covering every id of the query's batches; a training
+        example the fit never saw goes to its nearest centroid."""
+        used = np.unique(query.runs.batches)
+        used = used[used >= 0]
+        pos = np.searchsorted(self.train_ids_, used).clip(max=max(len(self.train_ids_) - 1, 0))
+        seen = self.train_ids_[pos] == used if len(self.train_ids_) else np.zeros(len(used), bool)
+        labels = np.empty(len(used), dtype=np.int64)
+        labels[seen] = self.labels_[pos[seen]]
+        if (~seen).any():
+            new = used[~seen]
+            if not np.isin(new, query.train.ids).all():
+                raise ValueError(f"the query's batches use training ids without texts: {new[~np.isin(new, query.train.ids)][:5].tolist()}")
+            labels[~seen] = nearest(self._features(query.train.subset(new)), self.centroids_)
+        return used, labels
+
+    def fit_info(self) -> dict[str, Any]:
+        """What fitting chose: clusters, lambda, their sizes, and the cross-validated MSE grid."""
+        return {
+            "clusters": self.k_,
+            "lambda": self.lambda_,
+            "cluster_sizes": np.bincount(self.labels_, minlength=self.k_).tolist(),
+            "cv_mse": {f"k={k},lambda={lam:g}": (v if math.isfinite(v) else None) for (k, lam), v in self.cv_mse_.items()},
+        }
+
+
+def _cv_mse(X: np.ndarray, dev: np.ndarray, Xv: np.ndarray | None, dev_val: np.ndarray, folds: list[np.ndarray], lam: float) -> float:
+    """Mean squared error of the deviation after the initial point: held-out folds of the fit
+    runs (each predicted by the ridge on the other folds), then the validation runs (by the ridge
+    on every fit run)."""
+    sse, count = 0.0, 0
+    for held in folds:
+        rest = np.setdiff1d(np.arange(len(X)), held)
+        if len(rest) == 0:
+            continue
+        err = ridge_predict(ridge(X[rest], dev[rest], lam), X[held]) - dev[held]
+        sse += float((err[..., 1:] ** 2).sum())
+        count += err[..., 1:].size
+    if Xv is not None and len(Xv):
+        err = ridge_predict(ridge(X, dev, lam), Xv) - dev_val
+        sse += float((err[..., 1:] ** 2).sum())
+        count += err[..., 1:].size
+    return sse / count if count else math.nan
