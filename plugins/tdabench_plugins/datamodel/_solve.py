@@ -7,6 +7,12 @@ import numpy as np
 from tdabench.simulator import RunBatches
 
 
+def _sqdist(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """[n, k] squared distances, without an [n, k, d] temporary (large pools)."""
+    d = (X * X).sum(axis=1)[:, None] - 2.0 * X @ C.T + (C * C).sum(axis=1)[None, :]
+    return np.maximum(d, 0.0)
+
+
 def kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """(labels [n], centroids [k, d]) of seeded k-means++ with Lloyd iterations, the best of ``n_init`` by inertia."""
     X = np.asarray(X, dtype=np.float64)
@@ -15,13 +21,13 @@ def kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3, max_iter: int = 10
     for _ in range(n_init):
         centers = [X[rng.integers(len(X))]]
         for _ in range(1, k):
-            d2 = ((X[:, None, :] - np.asarray(centers)[None]) ** 2).sum(-1).min(axis=1)
+            d2 = _sqdist(X, np.asarray(centers)).min(axis=1)
             p = d2 / d2.sum() if d2.sum() > 0 else np.full(len(X), 1.0 / len(X))
             centers.append(X[rng.choice(len(X), p=p)])
         C = np.asarray(centers)
         labels = np.full(len(X), -1)
         for _ in range(max_iter):
-            new = ((X[:, None, :] - C[None]) ** 2).sum(-1).argmin(axis=1)
+            new = _sqdist(X, C).argmin(axis=1)
             if np.array_equal(new, labels):
                 break
             labels = new
@@ -35,7 +41,7 @@ def kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3, max_iter: int = 10
 
 def nearest(X: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """int64 [n]: the nearest centroid of each row."""
-    return ((np.asarray(X, dtype=np.float64)[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(axis=1)
+    return _sqdist(np.asarray(X, dtype=np.float64), centroids).argmin(axis=1)
 
 
 def cumulative_counts(runs: RunBatches, ids: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
