@@ -2,9 +2,9 @@
 
 Fit on 25 runs x 96 steps with 200 training and 128 test examples (the GPTDynamics fine-tuning
 shape), embeddings cached, and with 10,000 training examples (``n_train=5000`` makes pools A
-and B of 5,000 each; the k-means and the reading of cached embeddings grow with it). Targets on the 2-core development machine: fit under 2 s at the
-published shape and under 30 s with 10,000 examples, simulate under 0.1 s. Measured: 0.45 s,
-16.6 s and 1 ms. Run with
+and B of 5,000 each; the k-means and the reading of cached embeddings grow with it). Targets
+on the 2-core development machine: fit under 2 s at the published shape and under 30 s with
+10,000 examples, simulate under 0.1 s. Measured: 0.45 s, 16.6 s and 1 ms. Run with
 ``python -m pytest tests/benchmarks/test_bench_datamodel.py --benchmark-only``.
 """
 
