@@ -88,11 +88,20 @@ def test_a_training_example_it_never_saw_joins_the_cluster_of_its_kind(fitted: t
     np.testing.assert_allclose(model.simulate(q), model.simulate(view.query), rtol=0, atol=1e-12)
 
 
-def test_rejects_what_it_cannot_predict(fitted: tuple[Benchmark, ClusterDatamodel]) -> None:
+def test_a_test_example_it_never_saw_borrows_its_nearest_fitted_ones(tmp_path: Path) -> None:
+    bench, _ = planted()
+    data = fit_data(bench, "loss", seed=0, with_model=False, cache_dir=str(tmp_path), device="cpu")
+    model = ClusterDatamodel(ClusterDatamodelConfig(neighbors=1)).fit(data)
+    q = split_view(bench, "seen", "loss", seed=0).query
+    # a copy of every fitted test example under a new id: its one nearest neighbour is itself
+    t = bench.test
+    copies = ExampleSet(t.ids + 5000, t.prompts, t.targets, t.texts)
+    np.testing.assert_allclose(model.simulate(dataclasses.replace(q, test=copies)), model.simulate(q), rtol=0, atol=1e-12)
+
+
+def test_rejects_runs_of_other_recorded_steps(fitted: tuple[Benchmark, ClusterDatamodel]) -> None:
     bench, model = fitted
     q = split_view(bench, "seen", "loss", seed=0).query
-    with pytest.raises(ValueError, match="not fitted on"):
-        model.simulate(dataclasses.replace(q, test=ExampleSet(np.array([5000, 5001]), ("a", "b"), ("c", "d"), ("ac", "bd")), initial=q.initial[:, :2]))
     short = dataclasses.replace(q.runs, steps=q.runs.steps[:-1])
     with pytest.raises(ValueError, match="recorded steps"):
         model.simulate(dataclasses.replace(q, runs=short))
@@ -126,6 +135,6 @@ def test_cumulative_counts_and_kmeans_by_hand() -> None:
 def test_registered_with_honest_capabilities_and_options_are_validated() -> None:
     spec = Context.create(progress=False).registry.method("cluster-datamodel")
     caps = spec.capabilities
-    assert (caps.unseen_test, caps.unseen_train, caps.any_length, caps.needs_text, caps.self_influence) == (False, True, False, True, False)
+    assert (caps.unseen_test, caps.unseen_train, caps.any_length, caps.needs_text, caps.self_influence) == (True, True, False, True, False)
     with pytest.raises(Exception, match="counts"):
         spec.make_config({"counts": "sqrt"})

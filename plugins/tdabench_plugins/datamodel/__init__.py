@@ -24,10 +24,10 @@ def tdabench_methods() -> list[MethodSpec]:
             name="cluster-datamodel",
             factory=ClusterDatamodel,
             config_cls=ClusterDatamodelConfig,
-            # Weights per fitted test example and per recorded step: no unseen test examples,
-            # no runs of another length; a new training example joins its nearest cluster.
-            capabilities=Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True, any_length=False, needs_text=True),
-            version="1",
+            # Weights per recorded step: no runs of another length. A new training example joins
+            # its nearest cluster; a new test example borrows its nearest fitted ones' weights.
+            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, any_length=False, needs_text=True),
+            version="2",
             summary="mean trajectory + per-step ridge on log cumulative counts of k-means clusters of the training examples",
         ),
     ]

@@ -14,7 +14,8 @@ With tens of runs, one coefficient per example cannot be fitted, so this one wor
    runs (folds by run), plus the validation runs when there are any.
 
 A prediction is the mean trajectory plus the regression: with no usable signal it is the mean
-trajectory. Equations and options: docs/methods.md, section "Cluster datamodel".
+trajectory. A test example the fit did not see takes the mean change and the weights of its
+nearest fitted test examples. Equations and options: docs/methods.md, section "Cluster datamodel".
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tdabench.config import option, validate_options
 from tdabench.data import ExampleSet
 from tdabench.helpers import MeanChange
 from tdabench.simulator import FitData, Query, RunBatches
-from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans, nearest, ridge, ridge_predict
+from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans, nearest, nearest_rows, ridge, ridge_predict
 from tdabench_plugins.encoder import POOLINGS, TextEncoder
 
 COUNTS: tuple[str, ...] = ("log", "linear")
@@ -44,6 +45,7 @@ class ClusterDatamodelConfig:
     counts: str = option("log", "features of a run: log (log(1 + cumulative count) per cluster) or linear (the count)", COUNTS)
     length_weight: float = option(0.5, "weight of the standardized log word counts of prompt and target beside the unit-norm embeddings", ge=0)
     folds: int = option(5, "cross-validation folds over the fit runs (by run)", ge=2)
+    neighbors: int = option(5, "a test example the fit did not see takes the mean change and weights of this many nearest fitted test examples (features as for training examples)", ge=1)
     encoder: str = option("all-MiniLM-L6-v2", "frozen text encoder: the packaged default, a local directory or a hub id")
     pooling: str = option("mean", "pooling of the encoder's last hidden states", POOLINGS)
     max_length: int = option(128, "tokens per text given to the encoder", ge=2)
@@ -59,7 +61,8 @@ class ClusterDatamodel:
     Learned state (set by :meth:`fit`): ``mean_``, ``encoder_``, ``train_ids_`` and
     ``labels_`` (each fitted training example's cluster), ``centroids_``, ``length_stats_``,
     ``k_``, ``lambda_``, ``cv_mse_`` ({(k, lambda): cross-validated MSE}), ``model_`` (the ridge),
-    ``steps_`` (the recorded steps it predicts).
+    ``steps_`` (the recorded steps it predicts), ``test_ids_`` and ``test_features_`` (to stand
+    in for a test example the fit did not see by its nearest fitted ones).
     """
 
     def __init__(self, config: ClusterDatamodelConfig) -> None:
@@ -113,6 +116,7 @@ class ClusterDatamodel:
         self.labels_, self.centroids_ = clusterings[self.k_]
         self.train_ids_ = np.array(train.ids, copy=True)
         self.test_ids_ = np.array(data.test.ids, copy=True)
+        self.test_features_ = self._features(data.test)
         self.model_ = ridge(self._run_features(data.runs, self.train_ids_, self.labels_, self.k_), dev, self.lambda_)
         return self
 
@@ -122,14 +126,25 @@ class ClusterDatamodel:
         if not np.array_equal(query.runs.steps, self.steps_):
             raise ValueError(f"the cluster datamodel predicts the recorded steps of its fit runs ({len(self.steps_)} of them); "
                              f"this query records {len(query.runs.steps)} other steps")
-        cols = np.searchsorted(self.test_ids_, query.test.ids).clip(max=max(len(self.test_ids_) - 1, 0))
-        known = self.test_ids_[cols] == query.test.ids
-        if not known.all():
-            raise ValueError(f"the cluster datamodel cannot predict test examples it was not fitted on: {query.test.ids[~known][:5].tolist()}")
         ids, labels = self._labels_for(query)
-        x_mean, d_mean, W = self.model_
-        dev = ridge_predict((x_mean, d_mean[cols], W[:, :, cols]), self._run_features(query.runs, ids, labels, self.k_))
-        return self.mean_.predict(query) + dev
+        change, d_mean, W = self._test_parts(query.test)
+        dev = ridge_predict((self.model_[0], d_mean, W), self._run_features(query.runs, ids, labels, self.k_))
+        return query.initial[:, :, None] + change[None] + dev
+
+    def _test_parts(self, test: ExampleSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean change [n, K], ridge intercept [n, K], weights [K, k, n]) of each query test
+        example: its own if fitted, else the mean over its nearest fitted test examples."""
+        _, d_mean, W = self.model_
+        change = self.mean_.changes(self.test_ids_, len(self.steps_))
+        pos = np.searchsorted(self.test_ids_, test.ids).clip(max=max(len(self.test_ids_) - 1, 0))
+        known = self.test_ids_[pos] == test.ids
+        rows = pos[:, None]
+        if (~known).any():
+            near = nearest_rows(self._features(test.subset(test.ids[~known])), self.test_features_, self.config.neighbors)
+            rows = np.repeat(pos[:, None], near.shape[1], axis=1)
+            rows[~known] = near
+        # Each query test example averages its rows: one row (itself) if fitted, else its neighbours.
+        return change[rows].mean(axis=1), d_mean[rows].mean(axis=1), W[:, :, rows].mean(axis=3)
 
     def _labels_for(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
         """(sorted ids, cluster of each) covering every id of the query's batches; a training

@@ -44,6 +44,11 @@ def nearest(X: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return _sqdist(np.asarray(X, dtype=np.float64), centroids).argmin(axis=1)
 
 
+def nearest_rows(X: np.ndarray, Y: np.ndarray, k: int) -> np.ndarray:
+    """int64 [n, min(k, len(Y))]: the rows of ``Y`` nearest each row of ``X`` (ties by row)."""
+    return np.argsort(_sqdist(np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)), axis=1, kind="stable")[:, : min(k, len(Y))]
+
+
 def cumulative_counts(runs: RunBatches, ids: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """float64 [R, K, k]: how many examples of each cluster every run trained on up to each recorded step.
 
