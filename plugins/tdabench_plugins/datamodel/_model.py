@@ -75,9 +75,8 @@ class ClusterDatamodel:
         for texts in (examples.prompts, examples.targets):
             e = self.encoder_.embed(list(texts)).astype(np.float64)
             parts.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
-        words = np.log1p(np.array([[len(p.split()), len(t.split())] for p, t in zip(examples.prompts, examples.targets)], dtype=np.float64).reshape(-1, 2))
         mu, sd = self.length_stats_
-        parts.append(cfg.length_weight * (words - mu) / sd)
+        parts.append(cfg.length_weight * (_log_words(examples) - mu) / sd)
         return np.concatenate(parts, axis=1)
 
     def _run_features(self, runs: RunBatches, ids: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -92,7 +91,7 @@ class ClusterDatamodel:
         self.steps_ = np.array(data.runs.steps, copy=True)
         self.encoder_ = TextEncoder(cfg.encoder, cfg.pooling, cfg.max_length, cfg.encode_batch_size, data.cache_dir, data.device)
         train = data.train
-        words = np.log1p(np.array([[len(p.split()), len(t.split())] for p, t in zip(train.prompts, train.targets)], dtype=np.float64).reshape(-1, 2))
+        words = _log_words(train)
         self.length_stats_ = (words.mean(axis=0), np.maximum(words.std(axis=0), 1e-9))
         feats = self._features(train)
         changes = self.mean_.changes(data.test.ids, data.values.shape[2])[None]
@@ -170,6 +169,12 @@ class ClusterDatamodel:
             "cluster_sizes": np.bincount(self.labels_, minlength=self.k_).tolist(),
             "cv_mse": {f"k={k},lambda={lam:g}": (v if math.isfinite(v) else None) for (k, lam), v in self.cv_mse_.items()},
         }
+
+
+def _log_words(examples: ExampleSet) -> np.ndarray:
+    """float64 [n, 2]: log(1 + words) of each example's prompt and target."""
+    counts = [[len(p.split()), len(t.split())] for p, t in zip(examples.prompts, examples.targets)]
+    return np.log1p(np.array(counts, dtype=np.float64).reshape(-1, 2))
 
 
 def _cv_mse(X: np.ndarray, dev: np.ndarray, Xv: np.ndarray | None, dev_val: np.ndarray, folds: list[np.ndarray], lam: float) -> float:
