@@ -28,6 +28,7 @@ from tdabench.data import Benchmark
 from tdabench.helpers import MeanChange
 from tdabench.recorder.designs import DesignSpec, grouping
 from tdabench.recorder.tasks import load_task
+from tdabench.residual import residual_values
 from tdabench.scores import score_groups
 from tdabench.views import fit_data, group_rows, split_view
 from tdabench_plugins.datamodel._model import ClusterDatamodelConfig, _cv_mse
@@ -57,8 +58,7 @@ def ceiling(bench: Benchmark, entry_task: str, log: bool = False) -> dict[str, o
         return np.log1p(x) if log else x
 
     mean = MeanChange.fit(fd)
-    changes = mean.changes(fd.test.ids, fd.values.shape[2])[None]
-    dev, dev_val = (v - v[:, :, :1] - changes for v in (fd.values, fd.validation_values))
+    dev, dev_val = (residual_values(mean, v, fd.test.ids) for v in (fd.values, fd.validation_values))
     cfg = ClusterDatamodelConfig()
     folds = np.array_split(np.random.default_rng(0).permutation(len(fd.runs)), min(cfg.folds, len(fd.runs)))
     X = features(fd.runs)

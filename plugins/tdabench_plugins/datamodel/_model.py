@@ -29,6 +29,7 @@ import numpy as np
 from tdabench.config import option, validate_options
 from tdabench.data import ExampleSet
 from tdabench.helpers import MeanChange
+from tdabench.residual import residual_values
 from tdabench.simulator import FitData, Query, RunBatches
 from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans, nearest, nearest_rows, ridge, ridge_predict
 from tdabench_plugins.encoder import POOLINGS, TextEncoder
@@ -94,9 +95,8 @@ class ClusterDatamodel:
         words = _log_words(train)
         self.length_stats_ = (words.mean(axis=0), np.maximum(words.std(axis=0), 1e-9))
         feats = self._features(train)
-        changes = self.mean_.changes(data.test.ids, data.values.shape[2])[None]
-        dev = data.values - data.values[:, :, :1] - changes
-        dev_val = data.validation_values - data.validation_values[:, :, :1] - changes
+        dev = residual_values(self.mean_, data.values, data.test.ids)
+        dev_val = residual_values(self.mean_, data.validation_values, data.test.ids)
         rng = np.random.default_rng(data.seed)
         folds = np.array_split(rng.permutation(len(data.runs)), min(cfg.folds, len(data.runs))) if len(data.runs) >= 2 else []
         ks = sorted({k for k in cfg.clusters if k <= len(train)}) or [1]
