@@ -33,10 +33,12 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def widened_range(values: np.ndarray) -> tuple[float, float] | None:
-    """The range of the finite ``values``, widened by its span on each side (None if there are none).
+    """The range of the finite ``values``, widened by its span on each side, but not below 0
+    when no value is negative (None if there are none).
 
-    Simulators clip every rollout step to it: a guard against a rollout that runs away, far
-    looser than any value a trajectory took while fitting.
+    Simulators clip their predictions to it: a guard against a rollout that runs away, far
+    looser than any value a trajectory took while fitting. A loss, BLEU or ROUGE cannot go
+    below 0, so a floor at 0 only ever moves a prediction closer to the truth.
     """
     vals = np.asarray(values, dtype=np.float64).ravel()
     vals = vals[np.isfinite(vals)]
@@ -44,21 +46,7 @@ def widened_range(values: np.ndarray) -> tuple[float, float] | None:
         return None
     lo, hi = float(vals.min()), float(vals.max())
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    return lo - span, hi + span
-
-
-def guard_range(values: np.ndarray) -> tuple[float, float] | None:
-    """:func:`widened_range`, floored at 0 when no finite value is negative.
-
-    A loss (or BLEU, ROUGE) cannot go below 0; an additive rollout, which has no state to
-    slow it, otherwise overshoots to negative values that no run can take.
-    """
-    bounds = widened_range(values)
-    if bounds is None:
-        return None
-    vals = np.asarray(values, dtype=np.float64).ravel()
-    negative = bool(np.any(vals[np.isfinite(vals)] < 0))
-    return (bounds[0] if negative else max(bounds[0], 0.0)), bounds[1]
+    return (lo - span if lo < 0 else max(lo - span, 0.0)), hi + span
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,9 @@ variate: whatever it predicts for every run alike is batch-blind), and one scale
 fitted by least squares: on the validation runs (``shrink``: at most 1, so the wrapped method
 never moves further from the baseline than it would alone) or on the fit runs (``fit``: for
 methods whose raw scale is arbitrary, such as gradient scores). With no usable data signal,
-``s`` goes to 0 and the prediction is the mean trajectory, never the constant.
+``s`` goes to 0 and the prediction is the mean trajectory, never the constant. Otherwise the
+sum is clipped to the guard range of the fitted values (:func:`~tdabench.helpers.widened_range`:
+never below 0 for a loss), as the unwrapped methods clip their rollouts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tdabench.helpers import MeanChange
+from tdabench.helpers import MeanChange, widened_range
 from tdabench.simulator import FitData, Query, RunBatches, Simulator
 
 Scale = Literal["shrink", "fit"]
@@ -43,8 +45,9 @@ class Residual:
         config: the wrapped method's config.
 
     Learned state: ``mean_``, ``inner_``, ``center_`` ([n, K], the inner's mean residual over
-    the fit runs per fitted test example), ``scale_`` (``s``), and the fit runs' batches and
-    examples (``runs_``, ``train_``) to center test examples first met in a query.
+    the fit runs per fitted test example), ``scale_`` (``s``), ``bounds_`` (the values' guard
+    range, :func:`~tdabench.helpers.widened_range`), and the fit runs' batches and examples
+    (``runs_``, ``train_``) to center test examples first met in a query.
     """
 
     def __init__(self, inner: Callable[[Any], Simulator], scale: Scale, config: Any) -> None:
@@ -70,6 +73,10 @@ class Residual:
         s = float((p[..., 1:] * truth[..., 1:]).sum()) / denom if denom > 0 else 0.0
         self.scale_ = float(np.clip(s, 0.0, 1.0 if self.scale == "shrink" else np.inf))
         self.scale_on_ = "validation" if on_validation else "fit"
+        # The inner method's guard acts on the deviations; this one on the values themselves
+        # (a loss cannot go below 0), unless the wrapped method's own `clip` option is off.
+        clip = bool(getattr(self.config, "clip", True))
+        self.bounds_ = widened_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()])) if clip else None
         return self
 
     def _rollout(self, runs: RunBatches, test: Any, train: Any) -> np.ndarray:
@@ -95,7 +102,8 @@ class Residual:
         if self.scale_ == 0.0:
             return self.mean_.predict(query)
         d = np.asarray(self.inner_.simulate(dataclasses.replace(query, initial=np.zeros_like(query.initial))), dtype=np.float64)
-        return self.mean_.predict(query) + self.scale_ * (d - self._center(query.test)[None])
+        pred = self.mean_.predict(query) + self.scale_ * (d - self._center(query.test)[None])
+        return np.clip(pred, *self.bounds_) if self.bounds_ is not None else pred
 
     def self_influence(self, ids: np.ndarray) -> np.ndarray:
         """The inner simulator's self-influence on the residuals, times the scale (a zero scale,

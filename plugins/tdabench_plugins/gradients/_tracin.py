@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tdabench.data import ExampleSet
-from tdabench.helpers import guard_range
+from tdabench.helpers import widened_range
 from tdabench.lm import Encoded
 from tdabench.simulator import FitData, Query, RunBatches, config_dict
 from tdabench_plugins.gradients._cache import TableCache, example_keys, examples_digest, table_cache
@@ -91,7 +91,7 @@ class GradientSimulator:
             projector = Projector(sizes, cfg.projection_dim, cfg.projection, data.seed, self.handle_.device)
         self.engine_ = GradientEngine(self.handle_.model, names, projector=projector, memory_bytes=self.budget_ // 2)
         self.train_, self.test_ = data.train, data.test
-        self.bounds_ = guard_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()])) if cfg.clip else None
+        self.bounds_ = widened_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()])) if cfg.clip else None
         lr_fit, note = filled_lr(data.runs.lr)
         self.weights_ = lr_at(lr_fit, self.steps_)
         self.notes_ = [*self.handle_.notes, *([note] if note else [])]

@@ -24,6 +24,9 @@ from tdabench_plugins.simfluence._model import (
 
 __all__ = ["SimfluenceAdditive", "SimfluenceBase", "SimfluenceConfig", "SimfluenceLinear", "SimfluenceMultiplicative", "tdabench_methods"]
 
+#: The version of every Simfluence variant (they share their code): bump it when their numbers change.
+VERSION = "2"
+
 _CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True, self_influence=True)
 
 
@@ -36,7 +39,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=SimfluenceLinear,
             config_cls=SimfluenceConfig,
             capabilities=_CAPS,
-            version="1",
+            version=VERSION,
             summary="Simfluence-Linear: y_t = (sum A) y_{t-1} + sum B, ridge-fitted per pair",
         ),
         MethodSpec(
@@ -44,7 +47,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=SimfluenceAdditive,
             config_cls=SimfluenceConfig,
             capabilities=_CAPS,
-            version="1",
+            version=VERSION,
             summary="Simfluence additive: y_t = y_{t-1} + sum B",
         ),
         MethodSpec(
@@ -52,7 +55,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=partial(Residual, SimfluenceLinear, "shrink"),
             config_cls=SimfluenceConfig,
             capabilities=dataclasses.replace(_CAPS, any_length=False),
-            version="1",
+            version=VERSION,
             summary="Simfluence-Linear on the deviation from the mean trajectory (falls back to it without signal)",
         ),
         MethodSpec(
@@ -60,7 +63,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=SimfluenceMultiplicative,
             config_cls=SimfluenceConfig,
             capabilities=_CAPS,
-            version="1",
+            version=VERSION,
             summary="Simfluence multiplicative: y_t = (sum A) y_{t-1}",
         ),
     ]
