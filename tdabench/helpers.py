@@ -33,12 +33,10 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def widened_range(values: np.ndarray) -> tuple[float, float] | None:
-    """The range of the finite ``values``, widened by its span on each side, but not below 0
-    when no value is negative (None if there are none).
+    """The range of the finite ``values``, widened by its span on each side (None if there are none).
 
-    Simulators clip their predictions to it: a guard against a rollout that runs away, far
-    looser than any value a trajectory took while fitting. A loss, BLEU or ROUGE cannot go
-    below 0, so a floor at 0 only ever moves a prediction closer to the truth.
+    Simulators clip every rollout step to it: a guard against a rollout that runs away, far
+    looser than any value a trajectory took while fitting.
     """
     vals = np.asarray(values, dtype=np.float64).ravel()
     vals = vals[np.isfinite(vals)]
@@ -46,7 +44,32 @@ def widened_range(values: np.ndarray) -> tuple[float, float] | None:
         return None
     lo, hi = float(vals.min()), float(vals.max())
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    return (lo - span if lo < 0 else max(lo - span, 0.0)), hi + span
+    return lo - span, hi + span
+
+
+def guard_range(values: np.ndarray) -> tuple[float, float] | None:
+    """:func:`widened_range`, but not below 0 when no finite value is negative.
+
+    Every simulator clips the predictions it returns to it (never what fitting or model
+    selection sees). A loss, BLEU or ROUGE cannot go below 0, so on such data the floor only
+    ever moves a returned prediction closer to the truth.
+    """
+    bounds = widened_range(values)
+    if bounds is None:
+        return None
+    vals = np.asarray(values, dtype=np.float64).ravel()
+    negative = bool(np.any(vals[np.isfinite(vals)] < 0))
+    return (bounds[0] if negative else max(bounds[0], 0.0)), bounds[1]
+
+
+def fitted_values(data: FitData) -> np.ndarray:
+    """Every value of the fit and validation runs, flat (what the guard ranges are taken from)."""
+    return np.concatenate([np.asarray(data.values).ravel(), np.asarray(data.validation_values).ravel()])
+
+
+def guarded(pred: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
+    """``pred`` clipped to ``bounds`` (unchanged when None)."""
+    return np.clip(pred, *bounds) if bounds is not None else pred
 
 
 @dataclass(frozen=True, eq=False)

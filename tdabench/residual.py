@@ -13,8 +13,8 @@ fitted by least squares: on the validation runs (``shrink``: at most 1, so the w
 never moves further from the baseline than it would alone) or on the fit runs (``fit``: for
 methods whose raw scale is arbitrary, such as gradient scores). With no usable data signal,
 ``s`` goes to 0 and the prediction is the mean trajectory, never the constant. Otherwise the
-sum is clipped to the guard range of the fitted values (:func:`~tdabench.helpers.widened_range`:
-never below 0 for a loss), as the unwrapped methods clip their rollouts.
+sum is clipped to the guard range of the fitted values (:func:`~tdabench.helpers.guard_range`:
+never below 0 for a loss), as the unwrapped methods clip what they return.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tdabench.helpers import MeanChange, widened_range
+from tdabench.helpers import MeanChange, fitted_values, guard_range, guarded
 from tdabench.simulator import FitData, Query, RunBatches, Simulator
 
 Scale = Literal["shrink", "fit"]
@@ -46,7 +46,7 @@ class Residual:
 
     Learned state: ``mean_``, ``inner_``, ``center_`` ([n, K], the inner's mean residual over
     the fit runs per fitted test example), ``scale_`` (``s``), ``bounds_`` (the values' guard
-    range, :func:`~tdabench.helpers.widened_range`), and the fit runs' batches and examples
+    range, :func:`~tdabench.helpers.guard_range`), and the fit runs' batches and examples
     (``runs_``, ``train_``) to center test examples first met in a query.
     """
 
@@ -76,7 +76,7 @@ class Residual:
         # The inner method's guard acts on the deviations; this one on the values themselves
         # (a loss cannot go below 0), unless the wrapped method's own `clip` option is off.
         clip = bool(getattr(self.config, "clip", True))
-        self.bounds_ = widened_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()])) if clip else None
+        self.bounds_ = guard_range(fitted_values(data)) if clip else None
         return self
 
     def _rollout(self, runs: RunBatches, test: Any, train: Any) -> np.ndarray:
@@ -103,7 +103,7 @@ class Residual:
             return self.mean_.predict(query)
         d = np.asarray(self.inner_.simulate(dataclasses.replace(query, initial=np.zeros_like(query.initial))), dtype=np.float64)
         pred = self.mean_.predict(query) + self.scale_ * (d - self._center(query.test)[None])
-        return np.clip(pred, *self.bounds_) if self.bounds_ is not None else pred
+        return guarded(pred, self.bounds_)
 
     def self_influence(self, ids: np.ndarray) -> np.ndarray:
         """The inner simulator's self-influence on the residuals, times the scale (a zero scale,

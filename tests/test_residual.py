@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tdabench.helpers import MeanChange, widened_range
+from tdabench.helpers import MeanChange, guard_range, widened_range
 from tdabench.residual import Residual
 from tdabench.scores import score
 from tdabench.simulator import FitData, Query
@@ -87,7 +87,7 @@ def test_the_sum_is_clipped_to_the_guard_range_unless_clip_is_off(bench, clip: b
     model = Residual(_RunSeedDeviation, "fit", _Config(size=1e3, clip=clip)).fit(data)
     model.scale_ = 1.0  # force the huge deviations through
     pred = model.simulate(view.query)
-    lo, hi = widened_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()]))
+    lo, hi = guard_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()]))
     assert lo == 0.0  # losses: the floor is 0, not min - span
     if clip:
         assert pred.min() >= 0.0 and pred.max() <= hi
@@ -95,7 +95,8 @@ def test_the_sum_is_clipped_to_the_guard_range_unless_clip_is_off(bench, clip: b
         assert pred.min() < 0.0 or pred.max() > hi
 
 
-def test_widened_range_floors_at_zero_only_for_non_negative_values() -> None:
-    assert widened_range(np.array([1.0, 3.0])) == (0.0, 5.0)
-    assert widened_range(np.array([-1.0, 3.0])) == (-5.0, 7.0)
-    assert widened_range(np.array([np.nan])) is None
+def test_the_guard_floors_at_zero_only_for_non_negative_values() -> None:
+    assert widened_range(np.array([1.0, 3.0])) == (-1.0, 5.0)  # the per-step clip: no floor
+    assert guard_range(np.array([1.0, 3.0])) == (0.0, 5.0)
+    assert guard_range(np.array([-1.0, 3.0])) == (-5.0, 7.0)
+    assert guard_range(np.array([np.nan])) is None

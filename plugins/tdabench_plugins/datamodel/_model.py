@@ -28,7 +28,7 @@ import numpy as np
 
 from tdabench.config import option, validate_options
 from tdabench.data import ExampleSet
-from tdabench.helpers import MeanChange
+from tdabench.helpers import MeanChange, fitted_values, guard_range, guarded
 from tdabench.residual import residual_values
 from tdabench.simulator import FitData, Query, RunBatches
 from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans, nearest, nearest_rows, ridge, ridge_predict
@@ -46,6 +46,8 @@ class ClusterDatamodelConfig:
     counts: str = option("log", "features of a run: log (log(1 + cumulative count) per cluster) or linear (the count)", COUNTS)
     length_weight: float = option(0.5, "weight of the standardized log word counts of prompt and target beside the unit-norm embeddings", ge=0)
     folds: int = option(5, "cross-validation folds over the fit runs (by run)", ge=2)
+    clip: bool = option(True, "clip the returned predictions to the fitted value range widened by its span on each side, "
+                        "and at 0 when no fitted value is negative")
     neighbors: int = option(5, "a test example the fit did not see takes the mean change and weights of this many nearest fitted test examples (features as for training examples)", ge=1)
     encoder: str = option("all-MiniLM-L6-v2", "frozen text encoder: the packaged default, a local directory or a hub id")
     pooling: str = option("mean", "pooling of the encoder's last hidden states", POOLINGS)
@@ -62,8 +64,9 @@ class ClusterDatamodel:
     Learned state (set by :meth:`fit`): ``mean_``, ``encoder_``, ``train_ids_`` and
     ``labels_`` (each fitted training example's cluster), ``centroids_``, ``length_stats_``,
     ``k_``, ``lambda_``, ``cv_mse_`` ({(k, lambda): cross-validated MSE}), ``model_`` (the ridge),
-    ``steps_`` (the recorded steps it predicts), ``test_ids_`` and ``test_features_`` (to stand
-    in for a test example the fit did not see by its nearest fitted ones).
+    ``steps_`` (the recorded steps it predicts), ``guard_`` (the clip of returned predictions),
+    ``test_ids_`` and ``test_features_`` (to stand in for a test example the fit did not see by
+    its nearest fitted ones).
     """
 
     def __init__(self, config: ClusterDatamodelConfig) -> None:
@@ -89,6 +92,7 @@ class ClusterDatamodel:
         """Cluster the training examples, choose (clusters, lambda) by cross-validation, fit the ridge."""
         cfg = self.config
         self.mean_ = MeanChange.fit(data)
+        self.guard_ = guard_range(fitted_values(data)) if cfg.clip else None
         self.steps_ = np.array(data.runs.steps, copy=True)
         self.encoder_ = TextEncoder(cfg.encoder, cfg.pooling, cfg.max_length, cfg.encode_batch_size, data.cache_dir, data.device)
         train = data.train
@@ -128,7 +132,7 @@ class ClusterDatamodel:
         ids, labels = self._labels_for(query)
         change, d_mean, W = self._test_parts(query.test)
         dev = ridge_predict((self.model_[0], d_mean, W), self._run_features(query.runs, ids, labels, self.k_))
-        return query.initial[:, :, None] + change[None] + dev
+        return guarded(query.initial[:, :, None] + change[None] + dev, self.guard_)
 
     def _test_parts(self, test: ExampleSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean change [n, K], ridge intercept [n, K], weights [K, k, n]) of each query test

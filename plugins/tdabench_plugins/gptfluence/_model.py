@@ -21,7 +21,7 @@ import torch
 
 from tdabench.config import option, validate_options
 from tdabench.data import ExampleSet
-from tdabench.helpers import torch_threads, widened_range
+from tdabench.helpers import fitted_values, guard_range, guarded, torch_threads, widened_range
 from tdabench.simulator import FitData, Query, RunBatches
 from tdabench_plugins.encoder import POOLINGS, TextEncoder
 from tdabench_plugins.gptfluence._nets import FORMS, FactorNet, build_net
@@ -51,7 +51,8 @@ class GPTfluenceConfig:
     warmup_steps: int = option(200, "linear warmup steps, then linear decay to 0 at the last epoch (published: 200)", ge=0)
     patience: int = option(10, "stop after this many epochs without a lower validation rollout MSE (the best state is kept)", ge=1)
     init_scale: float = option(0.1, "size of the initial example-dependent part of the factors, relative to the constant start", gt=0)
-    clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side")
+    clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side, "
+                        "and the returned predictions also at 0 when no fitted value is negative")
     unseen_test: str = option("neighbors", "test examples the fit did not see: neighbors (the mean test-side representation of "
                                             "their most similar fitted test examples, by encoder cosine; stable) or features (their own "
                                             "features, as published; unseen-test rollouts can run away)", ("neighbors", "features"))
@@ -89,7 +90,8 @@ class GPTfluence:
     Learned state (set by :meth:`fit`): ``net_`` (the factor network), ``encoder_`` (the
     resolved encoder and its cache, kept to embed examples first seen at simulation),
     ``mean_``/``std_`` (feature standardization, from the fit examples), ``scale_`` (the
-    target scale), ``bounds_`` (rollout clip range on the normalized scale, or None),
+    target scale), ``bounds_`` (rollout clip range on the normalized scale, or None), ``guard_``
+    (the clip of returned predictions, on the metric's scale),
     ``factor_range_`` ([2, F] clamp of the summed factors, or None), ``fit_test_ids_``,
     ``fit_te_`` and ``fit_unit_`` (the fitted test examples' representations and unit
     features, standing in for unseen test examples), ``fit_train_ids_``, ``fit_tr_`` and
@@ -132,6 +134,7 @@ class GPTfluence:
         rms = float(np.sqrt(np.mean(vals**2))) if len(vals) else 1.0
         self.scale_ = rms if rms > 0 and math.isfinite(rms) else 1.0
         self.bounds_ = widened_range(vals / self.scale_) if cfg.clip else None
+        self.guard_ = guard_range(fitted_values(data)) if cfg.clip else None
         fit = self._runset(data.runs, data.train, data.values)
         val = self._runset(data.validation, data.train, data.validation_values) if len(data.validation) else None
         gen = torch.Generator().manual_seed(data.seed)
@@ -212,7 +215,7 @@ class GPTfluence:
                 tr = tr.clone()  # the last row is padding and stays
                 tr[torch.as_tensor(new_train)] = _neighbors(raw_train[new_train], self.fit_train_unit_, self.fit_tr_, self.config.neighbors)
             pred = rollout(self.net_, tr, te, pos, initial, self.bounds_, self.factor_range_)
-        out = pred.double().cpu().numpy() * self.scale_
+        out = guarded(pred.double().cpu().numpy() * self.scale_, self.guard_)
         out[:, :, 0] = query.initial  # exact, not a float32 round trip
         return out
 

@@ -37,7 +37,7 @@ CAPABILITIES = Capabilities(
 
 
 #: The version of every gradient method (they share their code): bump it when their numbers change.
-VERSION = "3"
+VERSION = "4"
 
 
 @hookimpl

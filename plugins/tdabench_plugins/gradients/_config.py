@@ -25,8 +25,8 @@ class GradientConfig:
     max_checkpoints: int = option(0, "use at most this many checkpoints, evenly spaced, first and last kept (0: all)", ge=0)
     batch_reduction: str = option("mean", "how the training loss reduced a batch: mean divides each step by its batch size", choices=REDUCTIONS)
     calibrate: bool = option(False, "fit one global scale of the predicted change by least squares on the fit runs")
-    clip: bool = option(True, "clip predictions to the fitted value range widened by its span on each side, and at 0 "
-                        "when no fitted value is negative (a loss cannot be)")
+    clip: bool = option(True, "clip the returned predictions to the fitted value range widened by its span on each side, "
+                        "and at 0 when no fitted value is negative (a loss cannot be)")
     max_length: int = option(256, "tokens per example; longer prompts lose tokens from the start", ge=2)
     published: bool = option(False, "TracIn-CP as the authors ran it: sets params=last-layer (the output embedding), "
                              "batch_reduction=sum and calibrate=false, and asks the runner for one global scale least-squares "

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tdabench.data import ExampleSet
-from tdabench.helpers import widened_range
+from tdabench.helpers import fitted_values, guard_range, guarded
 from tdabench.lm import Encoded
 from tdabench.simulator import FitData, Query, RunBatches, config_dict
 from tdabench_plugins.gradients._cache import TableCache, example_keys, examples_digest, table_cache
@@ -91,7 +91,7 @@ class GradientSimulator:
             projector = Projector(sizes, cfg.projection_dim, cfg.projection, data.seed, self.handle_.device)
         self.engine_ = GradientEngine(self.handle_.model, names, projector=projector, memory_bytes=self.budget_ // 2)
         self.train_, self.test_ = data.train, data.test
-        self.bounds_ = widened_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()])) if cfg.clip else None
+        self.bounds_ = guard_range(fitted_values(data)) if cfg.clip else None
         lr_fit, note = filled_lr(data.runs.lr)
         self.weights_ = lr_at(lr_fit, self.steps_)
         self.notes_ = [*self.handle_.notes, *([note] if note else [])]
@@ -120,17 +120,14 @@ class GradientSimulator:
         """Told which variant won (influence keeps its damping)."""
 
     def _calibrate(self, table: np.ndarray, runs: RunBatches, values: np.ndarray) -> float:
-        raw = self._predict(table, self.train_.ids, runs, values[:, :, 0], 1.0, clip=False)
+        raw = self._predict(table, self.train_.ids, runs, values[:, :, 0], 1.0)
         return least_squares_scale(raw - raw[:, :, :1], values - values[:, :, :1])
 
-    def _predict(self, table: np.ndarray, train_ids: np.ndarray, runs: RunBatches, initial: np.ndarray, scale: float,
-                 clip: bool = True) -> np.ndarray:
+    def _predict(self, table: np.ndarray, train_ids: np.ndarray, runs: RunBatches, initial: np.ndarray, scale: float) -> np.ndarray:
         lr, _ = filled_lr(runs.lr)
         index = step_checkpoint_index(self.steps_, runs.batches.shape[1])
         deltas = step_deltas(table, train_ids, runs, index, lr, self.config.batch_reduction)
-        pred = rollout(deltas, runs.steps, initial, scale)
-        # Clipped after summing: the additive steps do not depend on the value they move.
-        return np.clip(pred, *self.bounds_) if clip and self.bounds_ is not None else pred
+        return rollout(deltas, runs.steps, initial, scale)
 
     def _tables(self, train: ExampleSet, test: ExampleSet, *, variants: bool) -> np.ndarray:
         """[V, C, n_train, n_test] over the used checkpoints (V = 1 unless ``variants``); each
@@ -182,7 +179,7 @@ class GradientSimulator:
         used = np.unique(query.runs.batches)
         used = used[used >= 0]
         table = self._query_table(used, query)
-        return self._predict(table, used, query.runs, query.initial, self.scale_)
+        return guarded(self._predict(table, used, query.runs, query.initial, self.scale_), self.bounds_)
 
     def _query_table(self, train_ids: np.ndarray, query: Query) -> np.ndarray:
         """[C, len(train_ids), n_query_test]: stored scores, plus fresh ones for unseen examples."""

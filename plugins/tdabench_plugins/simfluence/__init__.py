@@ -25,7 +25,7 @@ from tdabench_plugins.simfluence._model import (
 __all__ = ["SimfluenceAdditive", "SimfluenceBase", "SimfluenceConfig", "SimfluenceLinear", "SimfluenceMultiplicative", "tdabench_methods"]
 
 #: The version of every Simfluence variant (they share their code): bump it when their numbers change.
-VERSION = "2"
+VERSION = "3"
 
 _CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True, self_influence=True)
 

@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from tdabench.config import option, validate_options
-from tdabench.helpers import widened_range
+from tdabench.helpers import fitted_values, guard_range, guarded, widened_range
 from tdabench.simulator import FitData, Query
 from tdabench_plugins.simfluence._design import Design, build_design, id_positions
 from tdabench_plugins.simfluence._rollout import factor_sums, query_transitions, rollout, rollout_mse
@@ -69,7 +69,8 @@ class SimfluenceConfig:
     )
     cg_tol: float = option(1e-8, "cg: stop when every test example's relative residual is below this", gt=0)
     cg_max_iter: int = option(2000, "cg: iteration limit per lambda", ge=1)
-    clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side")
+    clip: bool = option(True, "clip every rollout step to the fitted value range widened by its span on each side, "
+                        "and the returned predictions also at 0 when no fitted value is negative")
 
     def __post_init__(self) -> None:
         validate_options(self)
@@ -83,7 +84,8 @@ class SimfluenceBase:
     does not have), ``lambda_``, ``lambda_scores_`` (selection rollout MSE per lambda),
     ``selected_on_`` ("validation" or "fit"), ``batch_size_`` (its inverse is the neutral A),
     ``a_unseen_`` and ``b_unseen_`` ([n_test], the factors of an unseen training example),
-    ``level_`` (mean fitted y_{t-1} per test example), ``bounds_``, ``solver_``, ``cg_iters_``.
+    ``level_`` (mean fitted y_{t-1} per test example), ``bounds_`` (the per-step clip),
+    ``guard_`` (the clip of returned predictions), ``solver_``, ``cg_iters_``.
     """
 
     VARIANT: ClassVar[str] = "linear"
@@ -111,7 +113,8 @@ class SimfluenceBase:
         self.test_ids_ = np.array(data.test.ids, copy=True)
         self.batch_size_ = design.batch_size
         self.level_ = design.x.sum(axis=0) / np.maximum(design.mask.sum(axis=0), 1.0)
-        self.bounds_ = _bounds(data) if cfg.clip else None
+        self.bounds_ = widened_range(fitted_values(data)) if cfg.clip else None
+        self.guard_ = guard_range(fitted_values(data)) if cfg.clip else None
         # Model selection: validation runs only; without any, the fit runs (docs/methods.md).
         if len(data.validation):
             runs, truth, self.selected_on_ = data.validation, data.validation_values, "validation"
@@ -172,7 +175,7 @@ class SimfluenceBase:
         A = None if self.A_ is None else self.A_[:, cols]
         B = None if self.B_ is None else self.B_[:, cols]
         SA, SB = factor_sums(qt, A, B, self.a_unseen_[cols], self.b_unseen_[cols])
-        return rollout(SA, SB, query.initial, self.bounds_)
+        return guarded(rollout(SA, SB, query.initial, self.bounds_), self.guard_)
 
     # -- what was learned ----------------------------------------------------------------
     def fit_info(self) -> dict[str, object]:
@@ -237,7 +240,3 @@ class SimfluenceMultiplicative(SimfluenceBase):
 
     VARIANT = "multiplicative"
 
-
-def _bounds(data: FitData) -> tuple[float, float] | None:
-    """The range of every fitted value (fit and validation runs), widened by its span each side."""
-    return widened_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()]))
