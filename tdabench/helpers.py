@@ -50,9 +50,9 @@ def widened_range(values: np.ndarray) -> tuple[float, float] | None:
 def guard_range(values: np.ndarray) -> tuple[float, float] | None:
     """:func:`widened_range`, but not below 0 when no finite value is negative.
 
-    Every method but the baselines clips the predictions it returns to it (never what fitting or model
-    selection sees). A loss, BLEU or ROUGE cannot go below 0, so on such data the floor only
-    ever moves a returned prediction closer to the truth.
+    Every method but the baselines clips the predictions it returns to it (never what fitting
+    or model selection sees). A loss, BLEU or ROUGE cannot go below 0, so on such data the
+    floor only ever moves a returned prediction closer to the truth.
     """
     bounds = widened_range(values)
     if bounds is None:
