@@ -23,7 +23,7 @@ from tdabench.cli import main
 from tdabench.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import ConfigError
-from tdabench.helpers import guard_range
+from tdabench.helpers import fitted_values, guard_range
 from tdabench.formats.gptdynamics_write import write_benchmark
 from tdabench.lm import encode, evaluate, per_example_loss
 from tdabench.recorder.models import fresh_model
@@ -169,7 +169,7 @@ def test_tracin_scores_and_rollout_match_explicit_autograd_loop(tiny: Benchmark)
 def test_the_guard_clips_the_sum_at_zero_and_the_widened_range(tiny: Benchmark) -> None:
     guarded, raw = _fit("tracin-cp", tiny), _fit("tracin-cp", tiny, clip=False)
     fd = fit_data(tiny, "loss", seed=0, with_model=False, cache_dir=None, device="cpu")
-    lo, hi = guard_range(np.concatenate([fd.values.ravel(), fd.validation_values.ravel()]))
+    lo, hi = guard_range(fitted_values(fd))
     assert guarded.bounds_ == (lo, hi) and lo == 0.0  # no recorded loss is negative: the floor is 0, not lo - span
     q = split_view(tiny, "unseen-both", "loss", seed=0).query
     unclipped = raw.simulate(q)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tdabench.helpers import MeanChange, guard_range, widened_range
+from tdabench.helpers import MeanChange, fitted_values, guard_range, widened_range
 from tdabench.residual import Residual
 from tdabench.scores import score
 from tdabench.simulator import FitData, Query
@@ -87,7 +87,7 @@ def test_the_sum_is_clipped_to_the_guard_range_unless_clip_is_off(bench, clip: b
     model = Residual(_RunSeedDeviation, "fit", _Config(size=1e3, clip=clip)).fit(data)
     model.scale_ = 1.0  # force the huge deviations through
     pred = model.simulate(view.query)
-    lo, hi = guard_range(np.concatenate([data.values.ravel(), data.validation_values.ravel()]))
+    lo, hi = guard_range(fitted_values(data))
     assert lo == 0.0  # losses: the floor is 0, not min - span
     if clip:
         assert pred.min() >= 0.0 and pred.max() <= hi
