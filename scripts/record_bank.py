@@ -135,6 +135,24 @@ def headroom_of(bench: object) -> dict[str, float | None]:
     return {k: (round(v, 6) if v is not None else None) for k, v in headroom(view.truth, mean.predict(view.query)).items()}
 
 
+def properties_of(bench: object, root: Path) -> dict[str, object]:
+    """The bank's targets on the fit runs (tdabench.recorder.properties), with the label
+    accuracy, BLEU / ROUGE-L at both ends and the recording time per run."""
+    from tdabench.recorder.properties import curve_properties, summarize
+
+    fit = set(bench.split.fit_runs)  # type: ignore[attr-defined]
+    runs = [r for r in bench.runs if r.name in fit]  # type: ignore[attr-defined]
+    out: dict[str, object] = {"targets": curve_properties(np.stack([r.trajectories["loss"].values for r in runs])).as_dict()}
+    run_dirs = [p for p in (root / "runs").glob("*/*") if p.name in fit]
+    out.update(summarize(run_dirs))
+    for metric in ("bleu", "rougeL"):
+        if metric in bench.metrics:  # type: ignore[attr-defined]
+            m = np.stack([r.trajectories[metric].values for r in runs])
+            out.setdefault("text_scores", {"steps": [0, int(bench.runs[0].n_steps)]})[metric] = [  # type: ignore[attr-defined, index]
+                round(float(m[:, :, 0].mean()), 4), round(float(m[:, :, -1].mean()), 4)]
+    return out
+
+
 def tier_of(e: Entry) -> str:
     """uniform, cf or mislabel."""
     return "cf" if e in CF_BANK else "mislabel" if e in MISLABEL_BANK else "uniform"
@@ -159,7 +177,7 @@ def pack_entry(e: Entry, root: Path) -> None:
         "n_steps": int(bench.runs[0].n_steps), "n_test": int(loss.shape[0]), "metrics": list(bench.metrics),
         "content_hash": bench.content_hash, "mean_test_loss_start": round(float(curves[:, :, 0].mean()), 4),
         "mean_test_loss_end": round(float(curves[:, :, -1].mean()), 4), "archive_bytes": archive.stat().st_size,
-        "headroom": headroom_of(bench),
+        "headroom": headroom_of(bench), **properties_of(bench, root), "learning_rate": e.lr, "warmup": e.warmup,
     }
     for metric in ("bleu", "rougeL"):
         if metric in bench.metrics:

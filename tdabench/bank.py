@@ -114,12 +114,12 @@ def _regenerate_checkpoints(root: Path) -> None:
     """Checkpoints of the first fit run, every quarter of the run, replayed from the base model."""
     from tdabench.formats.manifest import read_manifest
     from tdabench.recorder.replay import replay
-    from tdabench.recorder.train import Schedule
+    from tdabench.recorder.train import read_schedule
 
     manifest = read_manifest(root)
     if manifest is None or manifest.split is None or not (root / "record.json").is_file():
         return
-    schedule = Schedule(**json.loads((root / "record.json").read_text(encoding="utf-8"))["schedule"])
+    schedule = read_schedule(root / "record.json")
     replay(root, manifest.split.fit_runs[0], max(1, schedule.n_steps // CHECKPOINTS_PER_RUN))
 
 

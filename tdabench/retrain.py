@@ -38,13 +38,13 @@ class Trainer:
 
 def trainer_for(bench: Benchmark) -> Trainer:
     """How to retrain ``bench``, or a one-line error saying why it cannot be."""
-    from tdabench.recorder.train import Schedule
+    from tdabench.recorder.train import read_schedule
 
     settings = (bench.root / "record.json") if bench.root is not None else None
     if bench.model is None or bench.model.base_model is None or settings is None or not settings.is_file():
         raise TDABenchError(f"{bench.id} cannot be retrained: training needs its base model and its record.json, which benchmarks "
                             "recorded by `tdabench record` (the built-in bank included) have and GPTDynamics copies do not")
-    schedule = Schedule(**json.loads(settings.read_text(encoding="utf-8"))["schedule"])
+    schedule = read_schedule(settings)
     return Trainer(Path(bench.model.base_model), schedule, bench.meta.loss_type, bench.train)
 
 

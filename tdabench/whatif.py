@@ -80,9 +80,9 @@ def _learning_rates(bench: Benchmark, data: FitData, T: int) -> np.ndarray:
     """The recording's schedule over T steps where known, else the fit runs' own decay stretched to T."""
     settings = bench.root / "record.json" if bench.root is not None else None
     if settings is not None and settings.is_file():
-        from tdabench.recorder.train import Schedule
+        from tdabench.recorder.train import read_schedule
 
-        return Schedule(**json.loads(settings.read_text(encoding="utf-8"))["schedule"]).learning_rates(T)
+        return read_schedule(settings).learning_rates(T)
     lr0 = float(np.nanmax(data.runs.lr[:, 0])) if data.runs.lr.size else float("nan")
     return lr0 * (1.0 - np.arange(T) / T)
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from tdabench.recorder.designs import DesignSpec, RecordingPlan, grouping, plan_
 from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scores
 from tdabench.lm import encode, evaluate
 from tdabench.recorder.models import LoadedModel, load_model, n_params, quiet_loading
+from tdabench.recorder.properties import accuracy, label_choices, write_summary
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task, with_flipped_labels
 from tdabench.simulator import Resources
 from tdabench.recorder.train import Schedule, train
@@ -250,10 +252,31 @@ def record_run_job(job: RunJob, ctx: RecordContext) -> str:
     test_enc = encode(tok, task.test.prompts, task.test.targets, task.loss_type)
     prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if ctx.metric_every else None
     name, out = job.name, ctx.out
+    # Label accuracy at both ends: the true label's loss against the other label's (two-label tasks).
+    choices = label_choices(task.test.targets, task.test_groups(), task.test.ids)
+    wrong_enc = encode(tok, task.test.prompts, [o or t for o, t in zip(choices.other_targets, task.test.targets)],
+                       task.loss_type) if choices else None
+    wrong0 = evaluate(loaded.model, wrong_enc, bf16=ctx.bf16) if wrong_enc is not None else None  # type: ignore[arg-type]
+    # A generation task recorded without BLEU / ROUGE-L trajectories still reports both at the two ends.
+    ends_prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if task.generation and not ctx.metric_every else None
+    text0 = _mean_text_scores(loaded, ends_prompts, task) if ends_prompts is not None else None
+    t0 = time.perf_counter()
     run = _record_run(loaded, task, ctx.spec.schedule, job.seed, job.batches, name, ctx.settings, train_enc, test_enc, prompts,
                       ctx.metric_every, job.checkpoint_every, ctx.bf16, out, ctx.progress)
+    seconds = time.perf_counter() - t0
     partial = out / ".partial" / name
     write_run(partial, run, task.test.ids)
+    acc = None
+    if choices is not None and wrong0 is not None:
+        right = run.trajectories["loss"].values
+        wrong_end = evaluate(loaded.model, wrong_enc, bf16=ctx.bf16)  # type: ignore[arg-type]
+        ends = (accuracy(right[:, 0], wrong0, choices), accuracy(right[:, -1], wrong_end, choices))
+        acc = {g: [ends[0][g], ends[1][g]] for g in choices.groups}
+    texts = None
+    if text0 is not None:
+        text_end = _mean_text_scores(loaded, ends_prompts, task)
+        texts = {m: [text0[m], text_end[m]] for m in text0}
+    write_summary(partial, run_seconds=seconds, label_accuracy=acc, text_scores=texts, steps=[0, run.n_steps])
     if (out / ".partial" / f"ckpt-{name}").is_dir():
         shutil.rmtree(out / "checkpoints" / name, ignore_errors=True)  # left by a run killed after this point
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -262,6 +285,12 @@ def record_run_job(job: RunJob, ctx: RecordContext) -> str:
     runs_dir.mkdir(parents=True, exist_ok=True)
     os.replace(partial, runs_dir / name)  # the commit point of a run
     return name
+
+
+def _mean_text_scores(loaded: LoadedModel, prompts: object, task: Task) -> dict[str, float]:
+    """Mean BLEU and ROUGE-L of the greedy answers to every test prompt."""
+    scores = text_scores(greedy_answers(loaded.model, loaded.tokenizer, prompts), task.test.targets)  # type: ignore[arg-type]
+    return {m: round(float(v.mean()), 4) for m, v in scores.items()}
 
 
 def _record_run(loaded: LoadedModel, task: Task, schedule: Schedule, seed: int, batches: np.ndarray, name: str,

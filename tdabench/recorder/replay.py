@@ -24,7 +24,7 @@ from tdabench.formats.jsonl import atomic_write_text
 from tdabench.formats.manifest import write_manifest
 from tdabench.lm import encode, evaluate
 from tdabench.recorder.models import load_model
-from tdabench.recorder.train import Schedule, train
+from tdabench.recorder.train import read_schedule, train
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def replay(root: Path, run_name: str, every: int, *, device: str = "cpu") -> Rep
     settings_file = root / "record.json"
     if not settings_file.is_file():
         raise DataError(settings_file, "file not found: only recordings made by `tdabench record` can be replayed")
-    sched = Schedule(**json.loads(settings_file.read_text(encoding="utf-8"))["schedule"])
+    sched = read_schedule(settings_file)
     loaded = load_model(str(root / "model"), device)
     tok, loss_type = loaded.tokenizer, bench.meta.loss_type
     train_enc = encode(tok, bench.train.prompts, bench.train.targets, loss_type)
