@@ -22,15 +22,15 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from tdabench.bank import load, read_index
-from tdabench.context import Context
+from tdabench.sources.bank import load, read_index
+from tdabench.run.context import Context
 from tdabench.data import Benchmark
-from tdabench.helpers import MeanChange
+from tdabench.methods.zero_line import MeanChange
 from tdabench.recorder.designs import DesignSpec, grouping
 from tdabench.recorder.tasks import load_task
-from tdabench.residual import residual_values
+from tdabench.methods.residual import residual_values
 from tdabench.scores import score_groups
-from tdabench.views import fit_data, group_rows, split_view
+from tdabench.run.views import fit_data, group_rows, split_view
 from tdabench_plugins.datamodel._model import ClusterDatamodelConfig, _cv_mse
 from tdabench_plugins.datamodel._solve import cumulative_counts, ridge, ridge_predict
 

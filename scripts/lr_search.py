@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tdabench.executors import add_executor_arguments, make_executor
+from tdabench.run.executors import add_executor_arguments, make_executor
 from tdabench.recorder.properties import curve_properties, summarize
 from tdabench.recorder.record import RecordSpec, record
 from tdabench.recorder.train import Schedule

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tdabench.bank import ARCHIVES, INDEX, pack, read_index
+from tdabench.sources.bank import ARCHIVES, INDEX, pack, read_index
 from tdabench.recorder.designs import DesignSpec
-from tdabench.executors import add_executor_arguments, make_executor
+from tdabench.run.executors import add_executor_arguments, make_executor
 from tdabench.recorder.record import RecordSpec, record
 from tdabench.recorder.train import Schedule
 
@@ -126,9 +126,9 @@ def _with_groups(root: Path, e: Entry) -> None:
 
 def headroom_of(bench: object) -> dict[str, float | None]:
     """The seen split's headroom: the mean trajectory of the fit runs against holding the value."""
-    from tdabench.helpers import MeanChange
+    from tdabench.methods.zero_line import MeanChange
     from tdabench.scores import headroom
-    from tdabench.views import fit_data, split_view
+    from tdabench.run.views import fit_data, split_view
 
     view = split_view(bench, "seen", "loss", seed=0)  # type: ignore[arg-type]
     mean = MeanChange.fit(fit_data(bench, "loss", seed=0, with_model=False, cache_dir=None, device="cpu"))  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ A plugin is a module (or object) with functions named like these specs and decor
     [project.entry-points.tdabench]
     my_method = "my_package.plugin"
 
-Built-in methods (``tdabench_plugins``) and benchmark sources (``tdabench.sources``) are
+Built-in methods (``tdabench_plugins``) and benchmark sources (``tdabench.sources.gptdynamics``) are
 registered through exactly the same group.
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from tdabench.context import Context
+    from tdabench.run.context import Context
     from tdabench.simulator import MethodSpec
     from tdabench.simulator import BenchmarkRef
 
@@ -34,7 +34,7 @@ def tdabench_methods() -> list[MethodSpec]:
     plugins: a duplicate is an error), gives a factory that builds a fresh simulator from a
     config instance, the config dataclass, and the method's capabilities as data.
 
-    Called once per :class:`~tdabench.context.Context`; all results are collected.
+    Called once per :class:`~tdabench.run.context.Context`; all results are collected.
     """
 
 

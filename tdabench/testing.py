@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark, Trajectory
 from tdabench.errors import TDABenchError
 from tdabench.simulator import FitData, MethodSpec, Query
-from tdabench.synthetic import simfluence_benchmark
-from tdabench.views import FIT_ALL, SPLIT_FIT, fit_data, not_applicable, split_view
+from tdabench.sources.synthetic import simfluence_benchmark
+from tdabench.run.views import FIT_ALL, SPLIT_FIT, fit_data, not_applicable, split_view
 
 Check = Callable[["Case"], None]
 #: A method to check: a registered name, (name, options), or a spec (with options).
@@ -75,6 +75,11 @@ class Case:
     def query(self, split: str = "seen", bench: Benchmark | None = None) -> Query:
         """The query of a split."""
         return split_view(bench or self.bench, split, self.trajectory, seed=self.seed).query
+
+    def truth(self, split: str = "seen", bench: Benchmark | None = None) -> np.ndarray:
+        """The true trajectories [R, n, K] of a split's evaluation runs, which the runner alone
+        holds: for a plugin's own tests to score what its method predicts for :meth:`query`."""
+        return split_view(bench or self.bench, split, self.trajectory, seed=self.seed).truth
 
 
 def small_benchmark() -> Benchmark:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from torchthreads import one_thread
 
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark
 from tdabench.formats.gptdynamics_write import write_benchmark
-from tdabench.synthetic import SyntheticTruth, simfluence_benchmark
+from tdabench.sources.synthetic import SyntheticTruth, simfluence_benchmark
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import tdabench.bank as bank
+import tdabench.sources.bank as bank
 from tdabench.cli import main
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.recorder.record import RecordSpec, record

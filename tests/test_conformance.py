@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import Capabilities, MethodSpec
 from tdabench.testing import CAPABILITY_CHECKS, CHECKS, Case, check_initial_value, check_query_only, parametrize_with_checks, small_benchmark

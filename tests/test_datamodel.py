@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, Run, SplitSpec, Trajectory
-from tdabench.helpers import MeanChange
+from tdabench.methods.zero_line import MeanChange
 from tdabench.scores import score
-from tdabench.views import fit_data, split_view
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins.datamodel import ClusterDatamodel, ClusterDatamodelConfig
 from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans
 

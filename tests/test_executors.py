@@ -9,10 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from recorded import recorded_files
 from torchthreads import one_thread
 
 from tdabench.cli import main
-from tdabench.results import read_results
+from tdabench.results.record import read_results
 
 PLUGIN = textwrap.dedent(
     '''
@@ -93,7 +94,7 @@ def _metrics(doc: dict) -> dict:
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     from tdabench.formats.gptdynamics_write import write_benchmark
-    from tdabench.synthetic import simfluence_benchmark
+    from tdabench.sources.synthetic import simfluence_benchmark
 
     base = tmp_path_factory.mktemp("grid")
     bench_dir = write_benchmark(simfluence_benchmark(noise=0.002, metrics=("loss", "bleu"))[0], base / "bench")
@@ -146,7 +147,7 @@ def test_killed_worker_loses_only_its_unit(executor: list[str], plugin_dir: Path
             "-p", "exec_methods", "--method", f"killer:log={log}", "--method", f"counted:log={log}", *executor]
     assert main(argv) == 1  # the killed unit is reported failed
     assert "worker lost" in capsys.readouterr().out
-    from tdabench.results import read_result
+    from tdabench.results.record import read_result
 
     # The lost unit's cells are written as failed (and retried); every finished cell is kept.
     first = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if read_result(p).status == "ok"}
@@ -167,8 +168,7 @@ TINY_RECORD = ["record", "--model", "neox-0.2m", "--task", "sentiment", "--sampl
 
 
 def _recorded_files(root: Path) -> dict[str, bytes]:
-    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "runs").rglob("*")) if p.is_file()}
-    return {**files, "tdabench.json": (root / "tdabench.json").read_bytes()}
+    return recorded_files(root)
 
 
 @pytest.fixture(scope="module")
@@ -194,8 +194,8 @@ def test_killed_recording_worker_loses_only_its_run(kind: str, plugin_dir: Path,
     from exec_methods import dying_record_run  # importable by the workers too
 
     from tdabench.errors import TDABenchError
-    from tdabench.executors import RayExecutor
-    from tdabench.pool import WorkerPool
+    from tdabench.run.executors import RayExecutor
+    from tdabench.run.pool import WorkerPool
     from tdabench.recorder import record as record_mod
     from tdabench.recorder.record import RecordSpec, record
     from tdabench.recorder.train import Schedule

@@ -13,7 +13,7 @@ from tdabench.data import Benchmark
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.formats.gptdynamics_write import write_benchmark
 from tdabench.formats.names import format_run_name, model_slug, parse_run_name
-from tdabench.synthetic import SyntheticTruth
+from tdabench.sources.synthetic import SyntheticTruth
 
 
 def test_run_name_round_trip() -> None:

@@ -20,10 +20,10 @@ from tdabench.cli import main
 from tdabench.data import Benchmark
 from tdabench.errors import ConfigError
 from tdabench.formats.gptdynamics_write import write_benchmark
-from tdabench.results import read_results
+from tdabench.results.record import read_results
 from tdabench.simulator import FitData
-from tdabench.synthetic import SyntheticTruth
-from tdabench.views import fit_data, split_view
+from tdabench.sources.synthetic import SyntheticTruth
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins import gptfluence as gf
 from tdabench_plugins.encoder import TextEncoder, encoder_key
 from tdabench_plugins.gptfluence._nets import build_net
@@ -358,7 +358,7 @@ def test_default_config_beats_mean_trajectory_at_gptdynamics_size(cache_dir: str
     """25 fit runs x 96 steps x 128 test examples (about 25 s): seen and unseen-test MSE."""
     from tdabench.scores import score
     from tdabench.simulator import NoConfig
-    from tdabench.synthetic import simfluence_benchmark
+    from tdabench.sources.synthetic import simfluence_benchmark
     from tdabench_plugins.baselines import MeanTrajectory
 
     bench, _ = simfluence_benchmark(n_train=200, n_test=160, n_runs=32, sample=128, batch=4, epochs=3, noise=0.002, seed=0)

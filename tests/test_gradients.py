@@ -20,18 +20,18 @@ from torch.func import functional_call, grad, hessian, jvp, vmap
 
 import tdabench
 from tdabench.cli import main
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import ConfigError
-from tdabench.helpers import fitted_values, guard_range
+from tdabench.methods.guards import fitted_values, guard_range
 from tdabench.formats.gptdynamics_write import write_benchmark
-from tdabench.lm import encode, evaluate, per_example_loss
+from tdabench.methods.lm import encode, evaluate, per_example_loss
 from tdabench.recorder.models import fresh_model
 from tdabench.recorder.tokenizer import bank_tokenizer
-from tdabench.results import read_results
-from tdabench.splits import heldout_test_ids
+from tdabench.results.record import read_results
+from tdabench.sources.splits import heldout_test_ids
 from tdabench.testing import conformance_test
-from tdabench.views import fit_data, split_view
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins.gradients._ihvp import Curvature, FisherSolver, lissa, multishift_cg
 from tdabench_plugins.gradients._per_example import GradientEngine, selected_names
 from tdabench_plugins.gradients._project import Projector, error_bound
@@ -352,7 +352,7 @@ def test_curvature_products_are_exact_on_the_language_model(tiny: Benchmark) -> 
     hess = Curvature(engine, params, enc, "hessian", 1 << 28)(V)
     leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     out = functional_call(model, leaves, (), {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask})
-    from tdabench.lm import token_losses
+    from tdabench.methods.lm import token_losses
 
     loss = token_losses(out.logits, enc.input_ids, enc.loss_mask).mean()
     flat = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(leaves.values()), create_graph=True)])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tdabench.cli import main
-from tdabench.results import read_result, read_results, result_path
+from tdabench.results.record import read_result, read_results, result_path
 
 PROBES = textwrap.dedent(
     '''
@@ -221,7 +221,7 @@ def test_two_runs_on_one_out_compute_each_cell_once(synthetic_dir: Path, tmp_pat
 
 
 def test_temporaries_of_a_killed_process_are_swept(tmp_path: Path) -> None:
-    from tdabench.tempfiles import sweep
+    from tdabench.run.tempfiles import sweep
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     left = tmp_path / f".abcdef0123456789.{dead}.x1y2z3"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tdabench.cli import main
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.leaderboard.aggregate import MeanRank
 from tdabench.leaderboard.write import stable_lines
 from tdabench.leaderboard.collect import collect, format_size, group_of, model_size

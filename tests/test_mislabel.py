@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from tdabench.cli import main
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
 from tdabench.hookspecs import hookimpl
-from tdabench.mislabel import FRACTIONS, candidates, detection, detection_auc, fraction_found, read
-from tdabench.mislabel_run import Settings, fixed_batches, fixes_of, identify, rankers
+from tdabench.results.mislabel import FRACTIONS, candidates, detection, detection_auc, fraction_found, read
+from tdabench.run.mislabel import Settings, fixed_batches, fixes_of, identify, rankers
 from tdabench.simulator import Capabilities, MethodSpec, NoConfig
 
 BENCH = "builtin/mislabel/ft/neox-1m/sentiment"
@@ -70,7 +70,7 @@ def test_a_benchmark_without_flips_is_refused_in_one_line(synthetic: tuple[Bench
 
 def test_fixing_replaces_only_the_inspected_flips(bench: Benchmark) -> None:
     cands = candidates(bench)
-    from tdabench.mislabel import MislabelResult
+    from tdabench.results.mislabel import MislabelResult
 
     ranking = tuple(int(i) for i in cands.ids[np.argsort(~cands.flipped, kind="stable")])  # every flip first
     r = MislabelResult(bench.id, bench.content_hash, "oracle", "method", "k", "ok", n_candidates=128, ranking=ranking)
@@ -108,7 +108,7 @@ def test_mislabel_reports_every_ranking_and_a_failure_spoils_only_its_own(tmp_pa
     out = tmp_path / "res"
     ctx = Context.create(progress=False)
     ctx.registry.register(BrokenPlugin(), "broken")
-    from tdabench.runner import choose_methods
+    from tdabench.run.runner import choose_methods
 
     choices = choose_methods(ctx, ["simfluence-linear", "broken-ranker"])
     b = ctx.registry.benchmarks(ctx)[BENCH].load()
@@ -142,7 +142,7 @@ def test_mislabel_reports_every_ranking_and_a_failure_spoils_only_its_own(tmp_pa
 
 def test_a_method_that_cannot_rank_is_refused() -> None:
     ctx = Context.create(progress=False)
-    from tdabench.runner import choose_methods
+    from tdabench.run.runner import choose_methods
 
     with pytest.raises(TDABenchError, match="mean-trajectory declares no self-influence"):
         rankers(choose_methods(ctx, ["mean-trajectory"]))

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from recorded import recorded_files
 from tdabench.cli import main
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.recorder import record as record_mod
-from tdabench.lm import encode, evaluate, per_example_loss
+from tdabench.methods.lm import encode, evaluate, per_example_loss
 from tdabench.recorder.models import load_model
 from tdabench.recorder.record import RecordSpec, record
 from tdabench.recorder.tasks import builtin_task
@@ -28,7 +29,7 @@ def tiny_spec(runs: int = 3, **kw: object) -> RecordSpec:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "runs").rglob("*")) if p.is_file()}
+    return recorded_files(root, manifest=False)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_record_then_run(recorded: Path, tmp_path: Path) -> None:
     assert sorted(bench.model.checkpoints[eval_run]) == [1, 2] and bench.split.fit_runs[0] in bench.model.checkpoints
     # ...but a method is handed only the fit and validation runs' (an evaluation run's weights
     # would reproduce its trajectories).
-    from tdabench.views import fit_data
+    from tdabench.run.views import fit_data
 
     seen = fit_data(bench, "loss", seed=0, with_model=True, cache_dir=None, device="cpu").model
     assert seen is not None and set(seen.checkpoints) == set(bench.split.fit_runs + bench.split.validation_runs) & set(bench.model.checkpoints)

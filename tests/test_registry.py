@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.errors import PluginError, UnknownNameError
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import MethodSpec
@@ -49,7 +49,7 @@ def test_unknown_method_suggests() -> None:
 
 
 def test_plugin_import_failure_is_reported_and_skipped(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import tdabench.registry as reg
+    import tdabench.run.registry as reg
 
     real = reg.entry_points
 

@@ -162,8 +162,8 @@ def test_the_debug_files_carry_the_flips(benches: dict, tree: Path) -> None:
 
 
 def test_the_debug_runs_are_a_mislabel_benchmark(benches: dict, tmp_path: Path) -> None:
-    from tdabench.mislabel import candidates
-    from tdabench.mislabel_run import Settings, identify
+    from tdabench.results.mislabel import candidates
+    from tdabench.run.mislabel import Settings, identify
 
     debug = benches["gptdynamics/ft/pythia-410m/sst2-dataset-debug-is-mislabelled"]
     assert debug.design is not None and debug.design.name == "label-noise" and len(debug.design.flips) == 51

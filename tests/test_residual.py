@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tdabench.helpers import MeanChange, fitted_values, guard_range, widened_range
-from tdabench.residual import Residual
+from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.guards import fitted_values, guard_range, widened_range
+from tdabench.methods.residual import Residual
 from tdabench.scores import score
 from tdabench.simulator import FitData, Query
-from tdabench.synthetic import simfluence_benchmark
-from tdabench.views import fit_data, split_view
+from tdabench.sources.synthetic import simfluence_benchmark
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins.simfluence import SimfluenceConfig, SimfluenceLinear
 
 

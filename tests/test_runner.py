@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 from tdabench.cli import main
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import SPLITS, Benchmark
 from tdabench.hookspecs import hookimpl
-from tdabench.results import read_results, result_path
-from tdabench.runner import RunPlan, choose_methods, execute
+from tdabench.results.record import read_results, result_path
+from tdabench.run.runner import RunPlan, choose_methods, execute
 from tdabench.simulator import Capabilities, FitData, MethodSpec, Query
 from tdabench.simulator import BenchmarkRef
-from tdabench.synthetic import SyntheticTruth
+from tdabench.sources.synthetic import SyntheticTruth
 from tdabench.testing import corrupt_evaluation
-from tdabench.views import fit_test_ids
+from tdabench.run.views import fit_test_ids
 
 PLUGIN = textwrap.dedent(
     '''
@@ -85,7 +85,7 @@ def bad_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _expected_baselines(bench: Benchmark, split: str) -> dict[str, float]:
     """mse_all_steps of the baselines computed straight from the arrays."""
-    from tdabench.views import split_parts
+    from tdabench.run.views import split_parts
 
     names, tests = split_parts(bench, split)
     rows = bench.test.positions(tests)

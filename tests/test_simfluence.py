@@ -14,10 +14,10 @@ from tdabench.cli import main
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, Trajectory
 from tdabench.errors import ConfigError
 from tdabench.formats.gptdynamics_write import write_benchmark
-from tdabench.results import read_results
+from tdabench.results.record import read_results
 from tdabench.simulator import FitData, Query, RunBatches
-from tdabench.synthetic import SyntheticTruth, simfluence_benchmark
-from tdabench.views import fit_data, split_view
+from tdabench.sources.synthetic import SyntheticTruth, simfluence_benchmark
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins import simfluence as sf
 from tdabench_plugins.simfluence._rollout import factor_sums, query_transitions, rollout, rollout_mse
 

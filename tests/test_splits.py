@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdabench.data import Run, Trajectory
-from tdabench.splits import default_split, heldout_test_ids, split_counts
+from tdabench.sources.splits import default_split, heldout_test_ids, split_counts
 
 
 def _run(seed: int, ids: np.ndarray) -> Run:

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from tdabench.cli import main
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark
 from tdabench.errors import DataError
 from tdabench.formats.gptdynamics_write import write_batches
-from tdabench.runner import choose_methods
+from tdabench.run.runner import choose_methods
 from tdabench.simulator import Capabilities
-from tdabench.views import fit_data
-from tdabench.whatif import check_servable, read_plan, simulate_plan
+from tdabench.run.views import fit_data
+from tdabench.run.simulate import check_servable, read_plan, simulate_plan
 
 BENCH = "builtin/ft/neox-1m/sentiment"
 PLANS = Path(__file__).resolve().parents[1] / "docs" / "examples" / "plans"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from tdabench.helpers import torch_threads
+from tdabench.methods.guards import torch_threads
 
 
 def one_thread() -> AbstractContextManager[None]:

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tdabench.helpers import MeanChange
-from tdabench.hookspecs import hookimpl
-from tdabench.simulator import Capabilities, FitData, MethodSpec, NoConfig, Query
+from tdabench import Capabilities, FitData, MeanChange, MethodSpec, NoConfig, Query, hookimpl
 
 
 @dataclass

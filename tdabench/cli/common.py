@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tdabench.context import Context
+from tdabench.run.context import Context
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:

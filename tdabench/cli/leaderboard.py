@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tdabench.cli.common import add_data_flags
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.errors import TDABenchError
 from tdabench.leaderboard.samples import TruthSource
 from tdabench.leaderboard.write import build, check

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tdabench.cli.common import add_data_flags, add_method_flags, add_progress_flag, context_from
 from tdabench.errors import TDABenchError
-from tdabench.runner import choose_methods
-from tdabench.sources import resolve_benchmarks
+from tdabench.run.runner import choose_methods
+from tdabench.sources.gptdynamics import resolve_benchmarks
 
 DEFAULT_BENCHMARK = "builtin/mislabel"
 
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 def cmd_mislabel(args: argparse.Namespace) -> int:
     """``tdabench mislabel``: exit 0, or 1 when a ranking failed (the others are written)."""
-    from tdabench.mislabel_run import Settings, identify, table
+    from tdabench.run.mislabel import Settings, identify, table
 
     if args.jobs < 1 or (args.retrain_runs is not None and args.retrain_runs < 1):
         raise TDABenchError(f"--jobs and --retrain-runs must be at least 1, got {args.jobs} and {args.retrain_runs}")

@@ -15,7 +15,7 @@ from typing import Any
 from tdabench.cli.common import add_progress_flag, quiet_libraries
 from tdabench.config import check_value
 from tdabench.errors import ConfigError
-from tdabench.executors import add_executor_arguments, make_executor
+from tdabench.run.executors import add_executor_arguments, make_executor
 
 HELP = "fine-tune a causal LM over many runs and write a benchmark in the GPTDynamics layout"
 REQUIRED = ("model", "task")

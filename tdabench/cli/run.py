@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tdabench.cli.common import add_data_flags, add_method_flags, add_progress_flag, context_from
 from tdabench.data import SPLITS
-from tdabench.executors import add_executor_arguments, make_executor
-from tdabench.report import results_document, results_table
-from tdabench.runner import RunPlan, choose_methods, execute
-from tdabench.sources import resolve_benchmarks
-from tdabench.views import check_split_name
+from tdabench.run.executors import add_executor_arguments, make_executor
+from tdabench.run.report import results_document, results_table
+from tdabench.run.runner import RunPlan, choose_methods, execute
+from tdabench.sources.gptdynamics import resolve_benchmarks
+from tdabench.run.views import check_split_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]

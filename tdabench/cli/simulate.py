@@ -11,8 +11,8 @@ import numpy as np
 
 from tdabench.cli.common import add_data_flags, add_method_flags, add_progress_flag, context_from
 from tdabench.errors import TDABenchError
-from tdabench.runner import choose_methods
-from tdabench.sources import resolve_benchmarks
+from tdabench.run.runner import choose_methods
+from tdabench.sources.gptdynamics import resolve_benchmarks
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """``tdabench simulate``: exit 0, or 2 with one line when the plan or the benchmark cannot be used."""
-    from tdabench.whatif import simulate_plan
+    from tdabench.run.simulate import simulate_plan
 
     ctx = context_from(args)
     refs = resolve_benchmarks(ctx, [args.benchmark])

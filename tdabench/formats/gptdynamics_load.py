@@ -27,7 +27,7 @@ from tdabench.formats.gptdynamics_read import BATCHES_FILE, RawRun, find_example
 from tdabench.formats.gptdynamics_release import flan_groups, is_debug_file, published_split, run_role
 from tdabench.formats.manifest import Manifest, read_manifest
 from tdabench.formats.names import model_slug, parse_run_name
-from tdabench.splits import check_split, default_split
+from tdabench.sources.splits import check_split, default_split
 
 IT_TASKS = ("flan",)
 
@@ -204,7 +204,7 @@ def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics:
 
 def _split_of(published: tuple[list[str], list[str], list[str], list[str], str], test_ids: np.ndarray) -> object:
     from tdabench.data import SplitSpec
-    from tdabench.splits import HELDOUT_FRACTION, HELDOUT_SEED, heldout_test_ids
+    from tdabench.sources.splits import HELDOUT_FRACTION, HELDOUT_SEED, heldout_test_ids
 
     fit, validation, evaluation, unseen, rule = published
     held = tuple(int(i) for i in heldout_test_ids(test_ids))

@@ -126,7 +126,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` via a temp file in the same directory, fsync, then rename over ``path``.
 
     The temp file's name carries this process's id, so a later run can remove what a killed
-    one left behind (:func:`tdabench.tempfiles.sweep`).
+    one left behind (:func:`tdabench.run.tempfiles.sweep`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")

@@ -2,7 +2,7 @@
 
 It carries what the published layout has no place for: the benchmark id, metadata, the
 split, and the model and checkpoints. A GPTDynamics copy has no manifest; then the id and
-metadata come from the run names and the split from :func:`tdabench.splits.default_split`.
+metadata come from the run names and the split from :func:`tdabench.sources.splits.default_split`.
 """
 
 from __future__ import annotations

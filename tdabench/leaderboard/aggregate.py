@@ -22,8 +22,8 @@ from scipy.stats import rankdata
 from tdabench.data import SPLITS
 from tdabench.leaderboard.collect import Entry, group_of
 from tdabench.leaderboard.fmt import display
-from tdabench.report import generalization_gaps
-from tdabench.results import CellResult
+from tdabench.run.report import generalization_gaps
+from tdabench.results.record import CellResult
 from tdabench.scores import spec as score_spec
 
 RANK_METRIC = "skill_mse"

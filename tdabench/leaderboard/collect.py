@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tdabench.errors import DataError, TDABenchError
-from tdabench.mislabel import SCHEMA as MISLABEL_SCHEMA
-from tdabench.mislabel import MislabelResult
-from tdabench.results import READABLE_SCHEMAS, SCHEMA_VERSION, CellResult
+from tdabench.results.mislabel import SCHEMA as MISLABEL_SCHEMA
+from tdabench.results.mislabel import MislabelResult
+from tdabench.results.record import READABLE_SCHEMAS, SCHEMA_VERSION, CellResult
 from tdabench.scores import spec as score_spec
 
 CellId = tuple[str, str, str, str]  # (benchmark, trajectory, split, method)

@@ -18,7 +18,7 @@ from tdabench.leaderboard.collect import format_size
 from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text
 from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, group_title, table_heading
 from tdabench.leaderboard.plots import size_svg, trajectory_svg
-from tdabench.mislabel import MislabelResult
+from tdabench.results.mislabel import MislabelResult
 from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
 from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
 from tdabench.leaderboard.mislabel import by_benchmark, reference_line

@@ -13,7 +13,7 @@ from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
 from tdabench.leaderboard.mislabel import by_benchmark, reference_line
 from tdabench.leaderboard.mislabel import rows as mislabel_rows
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
-from tdabench.mislabel import MislabelResult
+from tdabench.results.mislabel import MislabelResult
 from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, esc, group_title, table_heading
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

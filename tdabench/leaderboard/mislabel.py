@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tdabench.leaderboard.fmt import num
-from tdabench.mislabel import FIX_FRACTION, FRACTIONS, MislabelResult
+from tdabench.results.mislabel import FIX_FRACTION, FRACTIONS, MislabelResult
 
 HOW = (f"Each ranking orders the training examples of a benchmark whose labels were partly flipped, most suspect first: a method "
        f"by its self-influence (the predicted effect of an example on its own loss; most negative first), the baselines at random "

@@ -17,7 +17,7 @@ from tdabench.leaderboard.aggregate import MeanRank, MeanSkill, Table, build_tab
 from tdabench.leaderboard.collect import Collection, model_size
 from tdabench.leaderboard.published import Ordering, orderings
 from tdabench.leaderboard.samples import Samples, TruthSource, sample_trajectories
-from tdabench.results import cpu_count, git_revision
+from tdabench.results.record import cpu_count, git_revision
 
 ALL = "all"
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
 from tdabench.leaderboard.collect import Entry
 from tdabench.simulator import BenchmarkRef
-from tdabench.sources import resolve_benchmarks
+from tdabench.sources.gptdynamics import resolve_benchmarks
 
 N_SAMPLES = 3
 

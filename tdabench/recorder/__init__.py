@@ -6,7 +6,7 @@ GPTDynamics layout with its manifest and split. The modules:
 * :mod:`~tdabench.recorder.models` - built-in tiny GPT-NeoX sizes and loading any causal LM;
 * :mod:`~tdabench.recorder.tokenizer` - the offline tokenizer of the built-in models;
 * :mod:`~tdabench.recorder.tasks` - built-in tasks, JSON Lines and ``datasets`` folders;
-* :mod:`tdabench.lm` (core) - token masks and per-example losses, shared with gradient methods;
+* :mod:`tdabench.methods.lm` (core) - token masks and per-example losses, shared with gradient methods;
 * :mod:`~tdabench.recorder.generate` - greedy answers and their BLEU / ROUGE-L;
 * :mod:`~tdabench.recorder.train` - one training run;
 * :mod:`~tdabench.recorder.record` - many runs, resumable, plus the manifest;

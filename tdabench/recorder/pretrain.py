@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tdabench.lm import encode
+from tdabench.methods.lm import encode
 from tdabench.recorder.models import BASE_DIR, SIZES, TUNED, fresh_model, load_model, n_params
 from tdabench.recorder.tasks import FT_TASKS, pretrain_examples
 from tdabench.recorder.tokenizer import bank_tokenizer

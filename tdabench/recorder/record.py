@@ -3,7 +3,7 @@
 Resumable and atomic: each run is written into ``OUT/.partial/`` and renamed into
 ``OUT/runs/<task>/`` when complete, so a killed recording leaves complete runs and at most
 one partial one per worker, which the next call deletes and redoes. Runs are independent
-jobs for an executor (:mod:`tdabench.executors`): in this process, local processes
+jobs for an executor (:mod:`tdabench.run.executors`): in this process, local processes
 (``--jobs N``) or Ray tasks (``--executor ray``). ``OUT/record.json`` holds the
 settings; resuming with different settings is an error.
 """
@@ -26,22 +26,22 @@ from tqdm.auto import tqdm
 from tdabench.config import option, validate_options
 from tdabench.data import BenchmarkMeta, DesignInfo, ModelAccess, Run, SplitSpec, Trajectory
 from tdabench.errors import TDABenchError
-from tdabench.executors import Executor, Job, SerialExecutor
-from tdabench.pool import WorkerPool
+from tdabench.run.executors import Executor, Job, SerialExecutor
+from tdabench.run.pool import WorkerPool
 from tdabench.formats.gptdynamics_write import example_file_paths, write_examples, write_run
 from tdabench.formats.jsonl import atomic_write_text
 from tdabench.formats.manifest import write_manifest
 from tdabench.formats.names import format_run_name
 from tdabench.recorder.designs import DesignSpec, RecordingPlan, grouping, plan_recording
 from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scores
-from tdabench.lm import encode, evaluate
+from tdabench.methods.lm import encode, evaluate
 from tdabench.recorder.models import LoadedModel, load_model, n_params, quiet_loading
 from tdabench.recorder.properties import accuracy, label_choices, write_summary
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task, with_flipped_labels
 from tdabench.simulator import Resources
 from tdabench.recorder.train import Schedule, train
-from tdabench.results import provenance
-from tdabench.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
+from tdabench.results.record import provenance
+from tdabench.sources.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
 
 UNSEEN_SEED_OFFSET = 1000  # pool-B runs use seeds seed + 1000 + j
 DECIMALS = 4  # GPTDynamics stores four decimals; bf16 evaluation is only trusted to 1e-3

@@ -22,7 +22,7 @@ from tdabench.errors import DataError
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.formats.jsonl import atomic_write_text
 from tdabench.formats.manifest import write_manifest
-from tdabench.lm import encode, evaluate
+from tdabench.methods.lm import encode, evaluate
 from tdabench.recorder.models import load_model
 from tdabench.recorder.train import read_schedule, train
 

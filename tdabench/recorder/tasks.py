@@ -46,7 +46,7 @@ class Task:
         pool_a: ids the main runs sample from.
         pool_b: disjoint ids the ``unseen-train`` runs sample from (may be empty).
         test: the test examples.
-        loss_type: see :mod:`tdabench.lm`.
+        loss_type: see :mod:`tdabench.methods.lm`.
         generation: whether BLEU / ROUGE-L of generated answers are meaningful.
         description: one line for the manifest.
         templates: training id -> how the prompt was built (the example file's ``template`` key), where known.

@@ -17,7 +17,7 @@ import torch
 
 from tdabench.config import option, validate_options
 from tdabench.recorder.designs import uniform_batches
-from tdabench.lm import Encoded, per_example_loss
+from tdabench.methods.lm import Encoded, per_example_loss
 
 #: Called after each step ``t`` (1..T) with the model and the step's training loss.
 StepHook = Callable[[int, torch.nn.Module, float], None]

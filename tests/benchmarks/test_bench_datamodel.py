@@ -18,8 +18,8 @@ import pytest
 
 from tdabench.data import ExampleSet
 from tdabench.simulator import FitData, Query
-from tdabench.synthetic import simfluence_benchmark
-from tdabench.views import fit_data, split_view
+from tdabench.sources.synthetic import simfluence_benchmark
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins.datamodel import ClusterDatamodel, ClusterDatamodelConfig
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from torchthreads import one_thread
 
-from tdabench.context import Context
-from tdabench.executors import RayExecutor, SerialExecutor
-from tdabench.pool import WorkerPool
-from tdabench.runner import RunPlan, choose_methods, execute
-from tdabench.sources import resolve_benchmarks
+from tdabench.run.context import Context
+from tdabench.run.executors import RayExecutor, SerialExecutor
+from tdabench.run.pool import WorkerPool
+from tdabench.run.runner import RunPlan, choose_methods, execute
+from tdabench.sources.gptdynamics import resolve_benchmarks
 
 METHODS = ["gptfluence", "tracin-cp", "grad-dot", "simfluence-linear"]
 BENCHMARKS = ["builtin/ft/neox-1m/sentiment", "builtin/ft/neox-1m/entailment"]

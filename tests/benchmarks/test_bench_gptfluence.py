@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from tdabench.data import Benchmark
-from tdabench.synthetic import simfluence_benchmark
-from tdabench.views import fit_data, split_view
+from tdabench.sources.synthetic import simfluence_benchmark
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins.gptfluence import GPTfluence, GPTfluenceConfig, torch_threads
 from tdabench_plugins.encoder import TextEncoder
 from tdabench_plugins.gptfluence._nets import FactorNet, build_net

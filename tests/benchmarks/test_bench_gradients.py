@@ -27,13 +27,13 @@ import pytest
 import torch
 
 import tdabench
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, ModelAccess, Run, SplitSpec, Trajectory
-from tdabench.lm import Encoded, encode, token_losses
+from tdabench.methods.lm import Encoded, encode, token_losses
 from tdabench.recorder.models import fresh_model
 from tdabench.recorder.tokenizer import bank_tokenizer
 from tdabench.simulator import FitData
-from tdabench.views import fit_data
+from tdabench.run.views import fit_data
 from tdabench_plugins.gradients._per_example import GradientEngine, selected_names
 
 TASKS = Path(tdabench.__file__).resolve().parent / "bank" / "tasks"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tdabench.lm import encode, evaluate, per_example_loss
+from tdabench.methods.lm import encode, evaluate, per_example_loss
 from tdabench.recorder.models import load_model
 from tdabench.recorder.tasks import builtin_task
 from tdabench.recorder.train import Schedule, plan_batches, train
@@ -87,7 +87,7 @@ def test_bank_recording_time(benchmark: object, tmp_path: object) -> None:
     import sys
     from pathlib import Path
 
-    from tdabench.pool import WorkerPool
+    from tdabench.run.pool import WorkerPool
     from tdabench.recorder.record import record
 
     path = Path(__file__).resolve().parents[2] / "scripts" / "record_bank.py"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tdabench.simulator import FitData, Query
-from tdabench.synthetic import simfluence_benchmark
-from tdabench.views import fit_data, split_view
+from tdabench.sources.synthetic import simfluence_benchmark
+from tdabench.run.views import fit_data, split_view
 from tdabench_plugins import simfluence as sf
 
 VARIANTS = {"linear": sf.SimfluenceLinear, "additive": sf.SimfluenceAdditive, "multiplicative": sf.SimfluenceMultiplicative}

@@ -9,8 +9,7 @@ and when, get?", the bar a per-example method must clear to show it attributes t
 
 from __future__ import annotations
 
-from tdabench.hookspecs import hookimpl
-from tdabench.simulator import Capabilities, MethodSpec
+from tdabench import Capabilities, MethodSpec, hookimpl
 from tdabench_plugins.datamodel._model import ClusterDatamodel, ClusterDatamodelConfig
 
 __all__ = ["ClusterDatamodel", "ClusterDatamodelConfig", "tdabench_methods"]

@@ -26,11 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from tdabench.config import option, validate_options
-from tdabench.data import ExampleSet
-from tdabench.helpers import MeanChange, fitted_values, guard_range, guarded
-from tdabench.residual import residual_values
-from tdabench.simulator import FitData, Query, RunBatches
+from tdabench import (
+    ExampleSet,
+    FitData,
+    MeanChange,
+    Query,
+    RunBatches,
+    fitted_values,
+    guard_range,
+    guarded,
+    option,
+    residual_values,
+    validate_options,
+)
 from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans, nearest, nearest_rows, ridge, ridge_predict
 from tdabench_plugins.encoder import POOLINGS, TextEncoder
 

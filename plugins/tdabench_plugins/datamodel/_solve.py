@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdabench.simulator import RunBatches
+from tdabench import RunBatches
 
 
 def _sqdist(X: np.ndarray, C: np.ndarray) -> np.ndarray:

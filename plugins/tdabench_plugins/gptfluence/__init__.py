@@ -12,10 +12,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
-from tdabench.helpers import torch_threads
-from tdabench.hookspecs import hookimpl
-from tdabench.residual import Residual
-from tdabench.simulator import Capabilities, MethodSpec
+from tdabench import Capabilities, MethodSpec, Residual, hookimpl, torch_threads
 from tdabench_plugins.gptfluence._model import GPTfluence, GPTfluenceConfig, PairFactors
 
 __all__ = ["GPTfluence", "GPTfluenceConfig", "PairFactors", "tdabench_methods", "torch_threads"]

@@ -19,10 +19,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from tdabench.config import option, validate_options
-from tdabench.data import ExampleSet
-from tdabench.helpers import fitted_values, guard_range, guarded, torch_threads, widened_range
-from tdabench.simulator import FitData, Query, RunBatches
+from tdabench import (
+    ExampleSet,
+    FitData,
+    Query,
+    RunBatches,
+    fitted_values,
+    guard_range,
+    guarded,
+    option,
+    torch_threads,
+    validate_options,
+    widened_range,
+)
 from tdabench_plugins.encoder import POOLINGS, TextEncoder
 from tdabench_plugins.gptfluence._nets import FORMS, FactorNet, build_net
 from tdabench_plugins.gptfluence._train import (

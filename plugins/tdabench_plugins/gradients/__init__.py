@@ -17,9 +17,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
-from tdabench.hookspecs import hookimpl
-from tdabench.residual import Residual
-from tdabench.simulator import Capabilities, MethodSpec
+from tdabench import Capabilities, MethodSpec, Residual, hookimpl
 from tdabench_plugins.gradients._config import CalibratedGradientConfig, CalibratedInfluenceConfig, GradientConfig, InfluenceConfig
 from tdabench_plugins.gradients._influence import Influence
 from tdabench_plugins.gradients._tracin import GradDot, TracInCP

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from tdabench.data import ExampleSet
+from tdabench import ExampleSet
 
 
 def examples_digest(examples: ExampleSet) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tdabench.config import option, validate_options
+from tdabench import option, validate_options
 from tdabench_plugins.gradients._ihvp import CURVATURES, SOLVERS
 from tdabench_plugins.gradients._per_example import PARAM_SETS
 from tdabench_plugins.gradients._project import PROJECTION_KINDS

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
-from tdabench.lm import Encoded, token_losses
+from tdabench import Encoded, token_losses
 from tdabench_plugins.gradients._per_example import GradientEngine
 
 CURVATURES: tuple[str, ...] = ("gauss-newton", "hessian")

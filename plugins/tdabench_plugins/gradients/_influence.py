@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tdabench.lm import Encoded
-from tdabench.simulator import FitData
+from tdabench import Encoded, FitData
 from tdabench_plugins.gradients._config import InfluenceConfig
 from tdabench_plugins.gradients._ihvp import Curvature, FisherSolver, lissa, multishift_cg, top_eigenvalue
 from tdabench_plugins.gradients._model import encode_examples

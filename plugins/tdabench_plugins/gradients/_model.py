@@ -17,9 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tdabench.data import ExampleSet, ModelAccess
-from tdabench.errors import TDABenchError
-from tdabench.lm import LOSS_TYPES, Encoded, encode
+from tdabench import Encoded, ExampleSet, LOSS_TYPES, ModelAccess, TDABenchError, encode
 
 #: Loss type assumed when neither the model access nor the metadata names one: GPTDynamics'
 #: default ("whole sequence otherwise").
@@ -33,7 +31,7 @@ class ModelHandle:
     Attributes:
         model: the model, float32, in eval mode, parameters frozen, on ``device``.
         tokenizer: its tokenizer (with a pad token).
-        loss_type: one of :data:`tdabench.lm.LOSS_TYPES`.
+        loss_type: one of :data:`tdabench.methods.lm.LOSS_TYPES`.
         run: the reference run whose checkpoints are used ("" when only the base model exists).
         files: checkpoint step -> safetensors file; ``None`` stands for the base weights.
         device: where the model and every gradient live.
@@ -161,7 +159,7 @@ def example_targets(examples: ExampleSet) -> tuple[str, ...]:
 
 
 def encode_examples(handle: ModelHandle, examples: ExampleSet, max_length: int) -> Encoded:
-    """Tokenize ``examples`` with the recording's loss masking (see :mod:`tdabench.lm`)."""
+    """Tokenize ``examples`` with the recording's loss masking (see :mod:`tdabench.methods.lm`)."""
     if len(examples) and not examples.has_text:
         raise TDABenchError("gradient methods need example texts; this benchmark ships ids only")
     return encode(handle.tokenizer, examples.prompts, example_targets(examples), handle.loss_type, max_length)  # type: ignore[arg-type]

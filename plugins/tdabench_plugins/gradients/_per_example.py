@@ -1,6 +1,6 @@
 """Per-example gradients of the recorded loss with ``torch.func`` (``vmap`` of ``grad``).
 
-Each example's loss is the masked mean cross-entropy of :func:`tdabench.lm.token_losses`,
+Each example's loss is the masked mean cross-entropy of :func:`tdabench.methods.lm.token_losses`,
 the recording's own masking (output tokens, last token or whole sequence). Gradients are
 taken with respect to a chosen parameter set (all parameters, or the output layer: the
 published TracIn-CP baseline) and written, flattened or projected, into a preallocated
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from tdabench.lm import Encoded, token_losses
+from tdabench import Encoded, token_losses
 from tdabench_plugins.gradients._project import Projector
 
 PARAM_SETS: tuple[str, ...] = ("all", "last-layer")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdabench.simulator import RunBatches
+from tdabench import RunBatches
 
 
 def filled_lr(lr: np.ndarray) -> tuple[np.ndarray, str | None]:

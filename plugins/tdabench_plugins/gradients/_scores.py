@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from tdabench.lm import Encoded
+from tdabench import Encoded
 from tdabench_plugins.gradients._per_example import GradientEngine
 
 #: Maps a block of left gradients [m, dim] to one or more transformed blocks [m, dim].

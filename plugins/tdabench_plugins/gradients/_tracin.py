@@ -18,10 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from tdabench.data import ExampleSet
-from tdabench.helpers import fitted_values, guard_range, guarded
-from tdabench.lm import Encoded
-from tdabench.simulator import FitData, Query, RunBatches, config_dict
+from tdabench import Encoded, ExampleSet, FitData, Query, RunBatches, config_dict, fitted_values, guard_range, guarded
 from tdabench_plugins.gradients._cache import TableCache, example_keys, examples_digest, table_cache
 from tdabench_plugins.gradients._config import GradientConfig
 from tdabench_plugins.gradients._model import ModelHandle, encode_examples, lr_at, open_model, select_steps, step_checkpoint_index

@@ -11,9 +11,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
-from tdabench.hookspecs import hookimpl
-from tdabench.residual import Residual
-from tdabench.simulator import Capabilities, MethodSpec
+from tdabench import Capabilities, MethodSpec, Residual, hookimpl
 from tdabench_plugins.simfluence._model import (
     SimfluenceAdditive,
     SimfluenceBase,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from tdabench.simulator import RunBatches
+from tdabench import RunBatches
 
 #: Position of an id that is absent from the fitted training examples.
 UNSEEN = -2

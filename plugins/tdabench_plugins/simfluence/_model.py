@@ -21,9 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from tdabench.config import option, validate_options
-from tdabench.helpers import fitted_values, guard_range, guarded, widened_range
-from tdabench.simulator import FitData, Query
+from tdabench import FitData, Query, fitted_values, guard_range, guarded, option, validate_options, widened_range
 from tdabench_plugins.simfluence._design import Design, build_design, id_positions
 from tdabench_plugins.simfluence._rollout import factor_sums, query_transitions, rollout, rollout_mse
 from tdabench_plugins.simfluence._solve import solve_cg, solve_direct

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from tdabench.simulator import RunBatches
+from tdabench import RunBatches
 from tdabench_plugins.simfluence._design import UNSEEN, count_matrix, id_positions
 
 

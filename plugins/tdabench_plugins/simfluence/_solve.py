@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 import torch
 
-from tdabench.helpers import torch_threads
+from tdabench import torch_threads
 from tdabench_plugins.simfluence._design import Design, pair_matrix
 
 #: Memory allowed for one chunk of dense Gram matrices (and their factorization).

@@ -11,9 +11,7 @@ def test_knn_uses_the_batches() -> None:
     """On data from a known process, knn beats holding the initial value."""
     case = make_case("knn")
     q = case.query()
-    from tdabench.views import split_view
-
-    truth = split_view(case.bench, "seen", "loss", seed=0).truth
+    truth = case.truth()
     pred = case.fit().simulate(q)
     held = q.initial[:, :, None]
     assert ((pred - truth) ** 2).mean() < ((held - truth) ** 2).mean()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tdabench.hookspecs import hookimpl
-from tdabench.simulator import Capabilities, MethodSpec
+from tdabench import Capabilities, MethodSpec, hookimpl
 from tdabench_knn.simulator import KNNConfig, KNNSimulator
 
 

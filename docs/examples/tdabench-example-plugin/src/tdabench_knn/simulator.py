@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tdabench.config import option, validate_options
-from tdabench.simulator import FitData, Query
+from tdabench import FitData, Query, option, validate_options
 from tdabench_knn.features import hashed_features, nearest
 
 

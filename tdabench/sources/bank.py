@@ -26,12 +26,12 @@ from tdabench.errors import DataError
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.hookspecs import hookimpl
 from tdabench.simulator import BenchmarkRef
-from tdabench.tempfiles import sweep
+from tdabench.run.tempfiles import sweep
 
 if TYPE_CHECKING:
-    from tdabench.context import Context
+    from tdabench.run.context import Context
 
-BANK_DIR = Path(__file__).resolve().parent / "bank"
+BANK_DIR = Path(__file__).resolve().parents[1] / "bank"
 INDEX = BANK_DIR / "index.json"
 ARCHIVES = BANK_DIR / "benchmarks"
 #: Parts of a recording that are not shipped: the base model comes from bank/models.

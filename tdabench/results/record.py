@@ -257,7 +257,7 @@ def cpu_count() -> int:
 @lru_cache(maxsize=1)
 def git_revision() -> str | None:
     """The git commit of the tdabench source tree (with ``-dirty`` if modified), if in a checkout."""
-    src = Path(__file__).resolve().parent.parent
+    src = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5)
         if rev.returncode != 0:

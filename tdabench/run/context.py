@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tdabench.registry import Registry
+from tdabench.run.registry import Registry
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The runner: plans the grid of units (method x benchmark x trajectory) and hands it to an executor.
 
 Each unit fits once per fit it needs, then simulates and scores its splits
-(:mod:`tdabench.cells`). Methods run in worker processes that receive fit data and queries
-only (:mod:`tdabench.worker`); the runner alone holds evaluation trajectories. Every cell
+(:mod:`tdabench.run.cells`). Methods run in worker processes that receive fit data and queries
+only (:mod:`tdabench.run.worker`); the runner alone holds evaluation trajectories. Every cell
 writes its result atomically as soon as it is known; a cell whose result exists with the
 same key is reused unless ``force``; a failing method is recorded and the run goes on.
 """
@@ -18,17 +18,17 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tdabench.cells import MethodChoice, Unit, UnitState, finish_fit, finish_unit, plan_unit
+from tdabench.run.cells import MethodChoice, Unit, UnitState, finish_fit, finish_unit, plan_unit
 from tdabench.config import parse_method_arg, read_method_file
-from tdabench.context import Context
+from tdabench.run.context import Context
 from tdabench.data import SPLITS, TRAJECTORIES, Benchmark
 from tdabench.errors import ConfigError, TDABenchError, UnknownNameError
-from tdabench.executors import Executor, Job, make_executor
-from tdabench.results import CellResult, escape
+from tdabench.run.executors import Executor, Job, make_executor
+from tdabench.results.record import CellResult, escape
 from tdabench.simulator import BenchmarkRef
-from tdabench.tempfiles import sweep
-from tdabench.views import check_split_name
-from tdabench.worker import run_method
+from tdabench.run.tempfiles import sweep
+from tdabench.run.views import check_split_name
+from tdabench.run.worker import run_method
 
 __all__ = ["MethodChoice", "RunPlan", "RunResults", "choose_methods", "execute"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from tdabench.data import SPLITS
-from tdabench.results import SCHEMA_VERSION, CellResult
+from tdabench.results.record import SCHEMA_VERSION, CellResult
 from tdabench.scores import SCORE_NAMES, SCORES
 
 JSON_SCHEMA = "tdabench.run/2"

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 #: Modules the fork server imports once, so that each worker starts in milliseconds.
-PRELOAD = ["tdabench.worker"]
+PRELOAD = ["tdabench.run.worker"]
 STOP_GRACE_S = 2.0
 
 
@@ -114,7 +114,7 @@ class _Worker:
 class WorkerPool:
     """``jobs`` worker processes; ``timeout`` seconds per job (None: no limit).
 
-    Implements :class:`tdabench.executors.Executor`; ``jobs`` may be a lazy iterable, consumed
+    Implements :class:`tdabench.run.executors.Executor`; ``jobs`` may be a lazy iterable, consumed
     one job at a time as workers free up, so inputs are built only when they are needed.
     """
 

@@ -1,6 +1,6 @@
 """Simulators that nest the batch-blind baseline: they predict the deviation from the mean trajectory.
 
-The mean trajectory of the fit runs (:class:`~tdabench.helpers.MeanChange`) already predicts
+The mean trajectory of the fit runs (:class:`~tdabench.methods.guards.MeanChange`) already predicts
 everything that does not depend on which data a run saw. :class:`Residual` wraps any
 simulator so that it learns only the rest::
 
@@ -13,7 +13,7 @@ fitted by least squares: on the validation runs (``shrink``: at most 1, so the w
 never moves further from the baseline than it would alone) or on the fit runs (``fit``: for
 methods whose raw scale is arbitrary, such as gradient scores). With no usable data signal,
 ``s`` goes to 0 and the prediction is the mean trajectory, never the constant. Otherwise the
-sum is clipped to the guard range of the fitted values (:func:`~tdabench.helpers.guard_range`:
+sum is clipped to the guard range of the fitted values (:func:`~tdabench.methods.guards.guard_range`:
 never below 0 for a loss), as the unwrapped methods clip what they return.
 """
 
@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tdabench.helpers import MeanChange, fitted_values, guard_range, guarded
+from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.guards import fitted_values, guard_range, guarded
 from tdabench.simulator import FitData, Query, RunBatches, Simulator
 
 Scale = Literal["shrink", "fit"]
@@ -46,7 +47,7 @@ class Residual:
 
     Learned state: ``mean_``, ``inner_``, ``center_`` ([n, K], the inner's mean residual over
     the fit runs per fitted test example), ``scale_`` (``s``), ``bounds_`` (the values' guard
-    range, :func:`~tdabench.helpers.guard_range`), and the fit runs' batches and examples
+    range, :func:`~tdabench.methods.guards.guard_range`), and the fit runs' batches and examples
     (``runs_``, ``train_``) to center test examples first met in a query.
     """
 

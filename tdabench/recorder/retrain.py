@@ -52,7 +52,7 @@ def observe(trainer: Trainer, batches: np.ndarray, test: ExampleSet, steps: np.n
             progress: bool = False, label: str = "training") -> np.ndarray:
     """float64 [n_test, K]: the loss of every test example at each of ``steps`` (0 = before
     training) when the base model is trained on ``batches`` [T, B] (``-1`` padded)."""
-    from tdabench.lm import encode, evaluate
+    from tdabench.methods.lm import encode, evaluate
     from tdabench.recorder.models import load_model, quiet_loading
     from tdabench.recorder.train import train
 
@@ -80,7 +80,7 @@ def observe(trainer: Trainer, batches: np.ndarray, test: ExampleSet, steps: np.n
 def label_accuracy(trainer: Trainer, batches: np.ndarray, test: ExampleSet, *, device: str = "cpu") -> tuple[float, float]:
     """(mean test loss, accuracy) of the model trained on ``batches``, for a two-label task:
     an answer is right when the true label's loss is below the other label's."""
-    from tdabench.lm import encode, evaluate
+    from tdabench.methods.lm import encode, evaluate
     from tdabench.recorder.models import load_model, quiet_loading
     from tdabench.recorder.train import train
 

@@ -3,9 +3,9 @@
 Each method with ``Capabilities.self_influence`` is fitted on the benchmark's fit runs in a
 worker process (a crash or a timeout spoils only its own ranking) and scores every candidate
 on itself; the baselines are a random order and the examples' own final training loss. The
-top :data:`~tdabench.mislabel.FIX_FRACTION` of each ranking is inspected: its flipped examples
+top :data:`~tdabench.results.mislabel.FIX_FRACTION` of each ranking is inspected: its flipped examples
 are replaced by their correctly labelled copies in the benchmark's evaluation runs, and the
-model is retrained on them through the recorder's loop (:mod:`tdabench.retrain`); test loss
+model is retrained on them through the recorder's loop (:mod:`tdabench.recorder.retrain`); test loss
 and accuracy on the task's clean test set are reported before and after, and with every flip
 fixed. Every ranking and every retrained outcome is written as soon as it exists, so a rerun
 resumes where the last one stopped.
@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from tdabench.cells import MethodChoice
+from tdabench.run.cells import MethodChoice
 from tdabench.data import Benchmark, ExampleSet
 from tdabench.errors import TDABenchError
-from tdabench.executors import Job
+from tdabench.run.executors import Job
 from tdabench.formats.jsonl import atomic_write_text
-from tdabench.mislabel import (
+from tdabench.results.mislabel import (
     BASELINES,
     FIX_FRACTION,
     FRACTIONS,
@@ -43,11 +43,11 @@ from tdabench.mislabel import (
     reusable,
     write,
 )
-from tdabench.pool import WorkerPool
-from tdabench.results import provenance
-from tdabench.retrain import Trainer, label_accuracy, trainer_for
+from tdabench.run.pool import WorkerPool
+from tdabench.results.record import provenance
+from tdabench.recorder.retrain import Trainer, label_accuracy, trainer_for
 from tdabench.simulator import FitData, MethodSpec, config_dict
-from tdabench.views import fit_data
+from tdabench.run.views import fit_data
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,7 +289,7 @@ def _retrain(bench: Benchmark, runs: list[np.ndarray], plans: dict[str, dict[int
             for label, hs in per_plan.items()}
 
 
-STORE_SCHEMA = "tdabench.mislabel-retrained/1"
+STORE_SCHEMA = "tdabench.results.mislabel-retrained/1"
 
 
 def _read_store(path: Path, bench: Benchmark) -> dict[str, list[float]]:

@@ -5,7 +5,7 @@ training labels were flipped (``Benchmark.design.flips``) and has each trained e
 test example too, so a method can score every example on itself. A ranking is a
 *suspicion* per candidate (higher: inspect first); :func:`detection` scores it as the field
 does. The pipeline that fits the methods and retrains on the fixed data is
-:mod:`tdabench.mislabel_run`; this module holds the definitions and the file format.
+:mod:`tdabench.run.mislabel`; this module holds the definitions and the file format.
 
 Definitions (docs/metrics.md, "Mislabel identification"):
 
@@ -31,7 +31,7 @@ import numpy as np
 from tdabench.data import Benchmark
 from tdabench.errors import DataError, TDABenchError
 from tdabench.formats.jsonl import atomic_write_text, load_json_text
-from tdabench.results import escape
+from tdabench.results.record import escape
 
 SCHEMA = "tdabench.mislabel/1"
 #: Shares of the candidates inspected, as GPTfluence reports them.

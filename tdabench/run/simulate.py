@@ -3,7 +3,7 @@
 The method is fitted on the benchmark's fit runs (in a worker process, as in ``tdabench run``)
 and predicts every test example's trajectory for the plan, from the benchmark's initial
 values. With ``verify``, the benchmark's own model is trained on the plan with the recorder's
-loop (:mod:`tdabench.retrain`) and the prediction is scored against what really happened,
+loop (:mod:`tdabench.recorder.retrain`) and the prediction is scored against what really happened,
 beside the batch-blind mean trajectory. Results are written atomically; a rerun with the same
 inputs reuses them.
 """
@@ -20,19 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from tdabench.cells import MethodChoice, validated
+from tdabench.run.cells import MethodChoice, validated
 from tdabench.data import Benchmark
 from tdabench.errors import DataError, TDABenchError
 from tdabench.formats.gptdynamics_read import read_batches
 from tdabench.formats.jsonl import atomic_write_bytes, atomic_write_text
-from tdabench.helpers import MeanChange
-from tdabench.pool import WorkerPool
-from tdabench.executors import Job
-from tdabench.results import provenance
+from tdabench.methods.zero_line import MeanChange
+from tdabench.run.pool import WorkerPool
+from tdabench.run.executors import Job
+from tdabench.results.record import provenance
 from tdabench.scores import score
 from tdabench.simulator import FitData, Query, RunBatches, config_dict
-from tdabench.views import fit_data
-from tdabench.worker import FitTask, MethodJob, run_method
+from tdabench.run.views import fit_data
+from tdabench.run.worker import FitTask, MethodJob, run_method
 
 SCHEMA = "tdabench.whatif/1"
 
@@ -128,7 +128,7 @@ def simulate_plan(bench: Benchmark, choice: MethodChoice, plan_path: Path, *, te
     baseline = MeanChange.fit(data).predict(query)[0] if len(batches) == data.runs.batches.shape[1] else None
     actual = None
     if verify:
-        from tdabench.retrain import observe, trainer_for
+        from tdabench.recorder.retrain import observe, trainer_for
 
         actual = observe(trainer_for(bench), batches, query.test, query.runs.steps, device=device, progress=progress, label="verifying")
     doc = _document(bench, choice, plan_path, query, predicted, actual, baseline, key, provenance(seed, command))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tdabench.measure import Measure
+from tdabench.run.measure import Measure
 from tdabench.simulator import FitData, MethodSpec, Query
 
 

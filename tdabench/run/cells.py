@@ -2,8 +2,8 @@
 
 A unit's cells are its splits. :func:`plan_unit` reuses cells whose stored result has the
 same key, writes the n/a ones, locks the rest, builds the fit data and queries of the fits
-they need (:mod:`tdabench.views`) and keeps their truth here. The method side runs elsewhere
-(:func:`tdabench.worker.run_method`, in a worker process); :func:`finish_unit` validates and
+they need (:mod:`tdabench.run.views`) and keeps their truth here. The method side runs elsewhere
+(:func:`tdabench.run.worker.run_method`, in a worker process); :func:`finish_unit` validates and
 scores what comes back and writes each cell atomically.
 """
 
@@ -21,12 +21,12 @@ import numpy as np
 
 from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
-from tdabench.helpers import MeanChange
-from tdabench.results import CellResult, cell_key, predictions_readable, provenance, read_result, result_path, write_result
+from tdabench.methods.zero_line import MeanChange
+from tdabench.results.record import CellResult, cell_key, predictions_readable, provenance, read_result, result_path, write_result
 from tdabench.scores import OverflowingPrediction, Score, headroom, score_groups
 from tdabench.simulator import MethodSpec, config_dict
-from tdabench.views import SPLIT_FIT, fit_data, group_rows, not_applicable, split_view
-from tdabench.worker import Fitted, FitTask, MethodJob
+from tdabench.run.views import SPLIT_FIT, fit_data, group_rows, not_applicable, split_view
+from tdabench.run.worker import Fitted, FitTask, MethodJob
 
 
 @dataclass(frozen=True)

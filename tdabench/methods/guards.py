@@ -1,16 +1,15 @@
-"""Small helpers that methods share (built-in and third-party alike)."""
+"""Guards and small helpers that methods share (built-in and third-party alike)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from tdabench.simulator import FitData, Query
+    from tdabench.simulator import FitData
 
 
 @contextmanager
@@ -70,38 +69,3 @@ def fitted_values(data: FitData) -> np.ndarray:
 def guarded(pred: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
     """``pred`` clipped to ``bounds`` (unchanged when None)."""
     return np.clip(pred, *bounds) if bounds is not None else pred
-
-
-@dataclass(frozen=True, eq=False)
-class MeanChange:
-    """The batch-blind prediction: each test example's mean change from its initial value over
-    the fit runs, added to a query's initial values (the pooled mean change for a test example
-    the fit did not see).
-
-    It is the ``mean-trajectory`` baseline, the reference of ``skill_mse``, and the part that
-    residual simulators add their deviation to.
-    """
-
-    test_ids: np.ndarray  # [n] sorted
-    delta: np.ndarray  # [n, K]
-    pooled: np.ndarray  # [K]
-
-    @classmethod
-    def fit(cls, data: FitData) -> MeanChange:
-        """From the fit runs' values (validation runs are not used)."""
-        delta = (data.values - data.values[:, :, :1]).mean(axis=0)
-        return cls(np.array(data.test.ids, copy=True), delta, delta.mean(axis=0))
-
-    def changes(self, test_ids: np.ndarray, n_steps: int) -> np.ndarray:
-        """float64 [n, K]: the mean change of each test example (pooled for unknown ones)."""
-        if n_steps != self.delta.shape[1]:
-            raise ValueError(f"the mean trajectory has {self.delta.shape[1]} recorded steps; a query with {n_steps} "
-                             "cannot use it (batch-blind predictions exist only for runs as long as the fit runs)")
-        ids = np.asarray(test_ids, dtype=np.int64)
-        pos = np.searchsorted(self.test_ids, ids).clip(max=max(len(self.test_ids) - 1, 0))
-        known = (self.test_ids[pos] == ids) if len(self.test_ids) else np.zeros(len(ids), bool)
-        return np.where(known[:, None], self.delta[pos], self.pooled[None, :])
-
-    def predict(self, query: Query) -> np.ndarray:
-        """float64 [R, n, K]: the query's initial values plus the mean changes."""
-        return query.initial[:, :, None] + self.changes(query.test.ids, query.shape[2])[None, :, :]

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from tdabench import hookspecs
+import tdabench.hookspecs as hookspecs
 from tdabench.errors import PluginError, TDABenchError, UnknownNameError
 from tdabench.simulator import MethodSpec
 
 if TYPE_CHECKING:
-    from tdabench.context import Context
+    from tdabench.run.context import Context
     from tdabench.simulator import BenchmarkRef
 
 ENTRY_POINT_GROUP = "tdabench"

@@ -2,12 +2,12 @@
 
 An executor maps a picklable function over jobs, each a picklable argument plus the index of
 a large shared input (a recording's task) that is shipped once per worker, and reports each
-job as it finishes. The runner maps :func:`tdabench.worker.run_method` over its units (the
+job as it finishes. The runner maps :func:`tdabench.run.worker.run_method` over its units (the
 method side only: fit data and queries, never the truth) and the recorder maps one training
 run per job. Results always travel through atomic files
 written by the work itself, so a crashed worker or a killed driver loses at most the jobs
 in flight, and rerunning the same command finishes only what is missing. tdabench has no
-scheduler of its own: local processes are :class:`~tdabench.pool.WorkerPool`'s (``multiprocessing``
+scheduler of its own: local processes are :class:`~tdabench.run.pool.WorkerPool`'s (``multiprocessing``
 forkserver children), clusters are Ray's.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tdabench.errors import TDABenchError
-from tdabench.pool import WorkerPool, reason
+from tdabench.run.pool import WorkerPool, reason
 from tdabench.simulator import Resources
 
 
@@ -138,7 +138,7 @@ def make_executor(name: str, jobs: int = 1, ray_address: str | None = None, *, i
                   timeout: float | None = None) -> Executor:
     """The executor for ``--executor NAME --jobs N [--timeout S]``.
 
-    Local jobs run in worker processes (:class:`~tdabench.pool.WorkerPool`), one at a time
+    Local jobs run in worker processes (:class:`~tdabench.run.pool.WorkerPool`), one at a time
     for ``--jobs 1``; with ``isolate=False`` (the recorder) a single job stream runs here.
     """
     if jobs < 1:

@@ -14,7 +14,7 @@ from tdabench.hookspecs import hookimpl
 from tdabench.simulator import BenchmarkRef
 
 if TYPE_CHECKING:
-    from tdabench.context import Context
+    from tdabench.run.context import Context
 
 
 def refs_from_dir(path: Path, *, progress: bool = False) -> list[BenchmarkRef]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, Run, SplitSpec, Trajectory
-from tdabench.splits import heldout_test_ids, split_counts
+from tdabench.sources.splits import heldout_test_ids, split_counts
 
 
 @dataclass(frozen=True)

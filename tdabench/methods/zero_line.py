@@ -192,3 +192,37 @@ def _pooled_line(mx: np.ndarray, my: np.ndarray, folds: int = 5) -> tuple[np.nda
     alpha, beta = line(np.arange(n), best)
     alpha[0], beta[0] = 0.0, 1.0
     return alpha, beta
+
+
+@dataclass(frozen=True, eq=False)
+class MeanChange:
+    """The batch-blind prediction: each test example's mean change from its initial value over
+    the fit runs, added to a query's initial values (the pooled mean change for a test example
+    the fit did not see).
+
+    It is the ``mean-trajectory`` baseline, and the zero line wherever every run starts from the same value.
+    """
+
+    test_ids: np.ndarray  # [n] sorted
+    delta: np.ndarray  # [n, K]
+    pooled: np.ndarray  # [K]
+
+    @classmethod
+    def fit(cls, data: FitData) -> MeanChange:
+        """From the fit runs' values (validation runs are not used)."""
+        delta = (data.values - data.values[:, :, :1]).mean(axis=0)
+        return cls(np.array(data.test.ids, copy=True), delta, delta.mean(axis=0))
+
+    def changes(self, test_ids: np.ndarray, n_steps: int) -> np.ndarray:
+        """float64 [n, K]: the mean change of each test example (pooled for unknown ones)."""
+        if n_steps != self.delta.shape[1]:
+            raise ValueError(f"the mean trajectory has {self.delta.shape[1]} recorded steps; a query with {n_steps} "
+                             "cannot use it (batch-blind predictions exist only for runs as long as the fit runs)")
+        ids = np.asarray(test_ids, dtype=np.int64)
+        pos = np.searchsorted(self.test_ids, ids).clip(max=max(len(self.test_ids) - 1, 0))
+        known = (self.test_ids[pos] == ids) if len(self.test_ids) else np.zeros(len(ids), bool)
+        return np.where(known[:, None], self.delta[pos], self.pooled[None, :])
+
+    def predict(self, query: Query) -> np.ndarray:
+        """float64 [R, n, K]: the query's initial values plus the mean changes."""
+        return query.initial[:, :, None] + self.changes(query.test.ids, query.shape[2])[None, :, :]

@@ -1,0 +1,1 @@
+"""The method toolkit: the zero line, the residual forms, the guards and the LM loss that methods share."""

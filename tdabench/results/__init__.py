@@ -1,0 +1,1 @@
+"""Result records: one envelope and one key for every command, their files, and archives of result sets."""
