@@ -25,7 +25,7 @@ import numpy as np
 from tdabench.sources.bank import load, read_index
 from tdabench.run.context import Context
 from tdabench.data import Benchmark
-from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.zero_line import ZeroLine
 from tdabench.recorder.designs import DesignSpec, grouping
 from tdabench.recorder.tasks import load_task
 from tdabench.methods.residual import residual_values
@@ -57,7 +57,7 @@ def ceiling(bench: Benchmark, entry_task: str, log: bool = False) -> dict[str, o
         x = cumulative_counts(runs, ids, labels, len(names))  # type: ignore[arg-type]
         return np.log1p(x) if log else x
 
-    mean = MeanChange.fit(fd)
+    mean = ZeroLine.fit(fd)
     dev, dev_val = (residual_values(mean, v, fd.test.ids) for v in (fd.values, fd.validation_values))
     cfg = ClusterDatamodelConfig()
     folds = np.array_split(np.random.default_rng(0).permutation(len(fd.runs)), min(cfg.folds, len(fd.runs)))

@@ -145,12 +145,12 @@ def _with_groups(root: Path, e: Entry) -> None:
 
 def headroom_of(bench: object) -> dict[str, float | None]:
     """The seen split's headroom: the mean trajectory of the fit runs against holding the value."""
-    from tdabench.methods.zero_line import MeanChange
+    from tdabench.methods.zero_line import ZeroLine
     from tdabench.scores import headroom
     from tdabench.run.views import fit_data, split_view
 
     view = split_view(bench, "seen", "loss", seed=0)  # type: ignore[arg-type]
-    mean = MeanChange.fit(fit_data(bench, "loss", seed=0, with_model=False, cache_dir=None, device="cpu"))  # type: ignore[arg-type]
+    mean = ZeroLine.fit(fit_data(bench, "loss", seed=0, with_model=False, cache_dir=None, device="cpu"))  # type: ignore[arg-type]
     return {k: (round(v, 6) if v is not None else None) for k, v in headroom(view.truth, mean.predict(view.query)).items()}
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tdabench.run.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, Run, SplitSpec, Trajectory
-from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.zero_line import ZeroLine as MeanChange
 from tdabench.scores import score
 from tdabench.run.views import fit_data, split_view
 from tdabench_plugins.datamodel import ClusterDatamodel, ClusterDatamodelConfig

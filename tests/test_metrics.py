@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from tdabench.scores import SCORE_NAMES as METRIC_NAMES, rank_corr, score
+from tdabench.scores import SCORE_NAMES as METRIC_NAMES, phase_slices, rank_corr, score, score_groups
 
 
 def test_hand_computed_values() -> None:
@@ -70,3 +70,51 @@ def test_bootstrap_is_seeded() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="must both be"):
         score(np.zeros((1, 2, 3)), np.zeros((1, 2, 4)))
+
+
+def test_grouped_skill_agrees_with_the_mses_of_its_own_row() -> None:
+    # Two groups whose per-group skills would average to a negative number, while the row's MSEs say the method wins.
+    rng = np.random.default_rng(3)
+    true = rng.normal(size=(4, 30, 9))
+    ref = true + rng.normal(scale=1.0, size=true.shape)
+    pred = true + rng.normal(scale=0.3, size=true.shape)
+    pred[:, 20:] = ref[:, 20:] + rng.normal(scale=0.8, size=(4, 10, 9))  # the small group: worse than the reference
+    for a in (ref, pred):
+        a[:, :, 0] = true[:, :, 0]
+    groups = [np.arange(20), np.arange(20, 30)]
+    s, by_group = score_groups(pred, true, ref, groups, group_names=["big", "small"])
+    r, _ = score_groups(ref, true, ref, groups, group_names=["big", "small"])
+    assert s["skill_mse"].mean == pytest.approx(1 - s["mse_all_steps"].mean / r["mse_all_steps"].mean, abs=1e-9)
+    ratio_mean = np.mean([by_group[g]["skill_mse"].mean for g in ("big", "small")])
+    assert by_group["small"]["skill_mse"].mean < 0 < s["skill_mse"].mean and ratio_mean != pytest.approx(s["skill_mse"].mean)
+    assert s["skill_mse_pooled"].mean == pytest.approx(1 - s["mse_all_steps_pooled"].mean / r["mse_all_steps_pooled"].mean, abs=1e-9)
+
+
+def test_the_bootstrap_resamples_runs_as_well_as_examples() -> None:
+    rng = np.random.default_rng(4)
+    true = rng.normal(size=(6, 40, 5))
+    alike = true + rng.normal(scale=0.5, size=true.shape)
+    apart = true + rng.normal(scale=0.5, size=true.shape) * np.linspace(0.2, 3.0, 6)[:, None, None]  # runs differ in error
+    for a in (alike, apart):
+        a[:, :, 0] = true[:, :, 0]
+    lo, hi = score(apart, true)["mse_all_steps"].ci95
+    per_run = ((apart[..., 1:] - true[..., 1:]) ** 2).mean(axis=(1, 2))
+    # Leaving out the noisiest or the quietest run moves the mean; the interval must reach both ways.
+    assert lo < np.delete(per_run, per_run.argmax()).mean() and hi > np.delete(per_run, per_run.argmin()).mean()
+    w_alike = np.diff(score(alike, true)["mse_all_steps"].ci95)[0] / score(alike, true)["mse_all_steps"].mean
+    assert (hi - lo) / score(apart, true)["mse_all_steps"].mean > 2 * w_alike
+
+
+def test_phase_skills_say_where_the_skill_comes_from() -> None:
+    rng = np.random.default_rng(5)
+    true = rng.normal(size=(3, 10, 21))  # 20 steps after the initial one: early 1-2, mid 3-10, late 11-20
+    ref = true + 1.0
+    pred = ref.copy()
+    pred[:, :, 1:3] = true[:, :, 1:3]  # perfect in the first 10% only
+    for a in (ref, pred):
+        a[:, :, 0] = true[:, :, 0]
+    s = score(pred, true, ref)
+    assert s["skill_mse_early"].mean == pytest.approx(1.0)
+    assert s["skill_mse_mid"].mean == pytest.approx(0.0) and s["skill_mse_late"].mean == pytest.approx(0.0)
+    assert s["skill_mse"].mean == pytest.approx(0.1)
+    assert phase_slices(21) == {"early": slice(1, 3), "mid": slice(3, 11), "late": slice(11, 21)}

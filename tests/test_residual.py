@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.zero_line import ZeroLine
 from tdabench.methods.guards import fitted_values, guard_range, widened_range
 from tdabench.methods.residual import Residual
 from tdabench.scores import score
@@ -64,10 +64,10 @@ def bench():  # noqa: ANN201
 def _parts(bench):  # noqa: ANN001, ANN202
     data = fit_data(bench, "loss", seed=0, with_model=False, cache_dir=None, device="cpu")
     view = split_view(bench, "seen", "loss", seed=0)
-    return data, view, MeanChange.fit(data).predict(view.query)
+    return data, view, ZeroLine.fit(data).predict(view.query)
 
 
-def test_with_signal_it_beats_the_mean_trajectory(bench) -> None:  # noqa: ANN001
+def test_with_signal_it_beats_the_zero_line(bench) -> None:  # noqa: ANN001
     data, view, ref = _parts(bench)
     model = Residual(SimfluenceLinear, "shrink", SimfluenceConfig()).fit(data)
     assert 0.0 < model.scale_ <= 1.0
@@ -75,7 +75,7 @@ def test_with_signal_it_beats_the_mean_trajectory(bench) -> None:  # noqa: ANN00
 
 
 @pytest.mark.parametrize("scale", ["shrink", "fit"])
-def test_a_signal_pointing_the_wrong_way_falls_back_to_the_mean_trajectory_exactly(bench, scale: str) -> None:  # noqa: ANN001
+def test_a_signal_pointing_the_wrong_way_falls_back_to_the_zero_line_exactly(bench, scale: str) -> None:  # noqa: ANN001
     data, view, ref = _parts(bench)
     model = Residual(_Contrarian, scale, _Config()).fit(data)
     assert model.scale_ == 0.0  # least squares gives s = -1, and s is never negative

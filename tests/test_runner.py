@@ -124,9 +124,13 @@ def test_baselines_on_every_split_match_direct_computation(synthetic_dir: Path, 
     assert gap == pytest.approx(got[("constant", "unseen-test")]["scores"]["mse_all_steps"]["mean"] - got[("constant", "seen")]["scores"]["mse_all_steps"]["mean"])
     # The mean-trajectory baseline uses the dynamics, so it beats holding the value.
     assert got[("mean-trajectory", "seen")]["scores"]["mse_all_steps"]["mean"] < got[("constant", "seen")]["scores"]["mse_all_steps"]["mean"]
-    # It is the reference of skill_mse, so its skill is exactly 0 on every split.
+    # The zero line is the reference of skill_mse, so its skill is exactly 0 on every split, and
+    # it is at least as good as the mean trajectory where the fit chose it.
     for split in SPLITS:
-        assert got[("mean-trajectory", split)]["scores"]["skill_mse"]["mean"] == pytest.approx(0.0, abs=1e-12)
+        assert got[("zero-line", split)]["scores"]["skill_mse"]["mean"] == pytest.approx(0.0, abs=1e-12)
+        for phase in ("early", "mid", "late"):
+            assert got[("zero-line", split)]["scores"][f"skill_mse_{phase}"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert got[("zero-line", "seen")]["scores"]["mse_all_steps"]["mean"] <= 1.02 * got[("mean-trajectory", "seen")]["scores"]["mse_all_steps"]["mean"]
 
 
 def test_table_output(synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,18 +1,18 @@
-"""Simulators that nest the batch-blind baseline: they predict the deviation from the mean trajectory.
+"""Simulators that nest the zero line: they predict the deviation from it.
 
-The mean trajectory of the fit runs (:class:`~tdabench.methods.guards.MeanChange`) already predicts
-everything that does not depend on which data a run saw. :class:`Residual` wraps any
-simulator so that it learns only the rest::
+The zero line of the fit runs (:class:`~tdabench.methods.zero_line.ZeroLine`, the strongest
+batch-blind predictor) already predicts everything that does not depend on which data a run
+saw. :class:`Residual` wraps any simulator so that it learns only the rest::
 
-    y_pred = mean_trajectory + s * (inner(residual rollout from 0) - mean over the fit runs of it)
+    y_pred = zero_line + s * (inner(residual rollout from 0) - mean over the fit runs of it)
 
-The inner simulator is fitted on the residuals ``d = y - y_0 - mean change`` (``d_0 = 0``) and
+The inner simulator is fitted on the residuals ``d = y - zero line`` (``d_0 = 0``) and
 rolls out from zero. Its own mean prediction over the fit runs is subtracted (a control
 variate: whatever it predicts for every run alike is batch-blind), and one scale ``s >= 0`` is
 fitted by least squares: on the validation runs (``shrink``: at most 1, so the wrapped method
 never moves further from the baseline than it would alone) or on the fit runs (``fit``: for
 methods whose raw scale is arbitrary, such as gradient scores). With no usable data signal,
-``s`` goes to 0 and the prediction is the mean trajectory, never the constant. Otherwise the
+``s`` goes to 0 and the prediction is the zero line, never the constant. Otherwise the
 sum is clipped to the guard range of the fitted values (:func:`~tdabench.methods.guards.guard_range`:
 never below 0 for a loss), as the unwrapped methods clip what they return.
 """
@@ -25,27 +25,27 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.zero_line import ZeroLine
 from tdabench.methods.guards import fitted_values, guard_range, guarded
 from tdabench.simulator import FitData, Query, RunBatches, Simulator
 
 Scale = Literal["shrink", "fit"]
 
 
-def residual_values(mean: MeanChange, data_values: np.ndarray, test_ids: np.ndarray) -> np.ndarray:
-    """``y - y_0 - mean change`` of each run [R, n, K] (column 0 is 0)."""
-    return data_values - data_values[:, :, :1] - mean.changes(test_ids, data_values.shape[2])[None]
+def residual_values(line: ZeroLine, data_values: np.ndarray, test_ids: np.ndarray) -> np.ndarray:
+    """``y - zero line`` of each run [R, n, K], the line taken from each run's own initial value (column 0 is 0)."""
+    return data_values - line.predict_from(data_values[:, :, 0], test_ids, data_values.shape[2])
 
 
 class Residual:
-    """A simulator of the deviation from the mean trajectory, around an ``inner`` simulator.
+    """A simulator of the deviation from the zero line, around an ``inner`` simulator.
 
     Args:
         inner: the wrapped method's factory (its class), called with ``config``.
         scale: ``shrink`` (``s`` in [0, 1], on the validation runs) or ``fit`` (``s >= 0``, on the fit runs).
         config: the wrapped method's config.
 
-    Learned state: ``mean_``, ``inner_``, ``center_`` ([n, K], the inner's mean residual over
+    Learned state: ``mean_`` (the :class:`ZeroLine`), ``inner_``, ``center_`` ([n, K], the inner's mean residual over
     the fit runs per fitted test example), ``scale_`` (``s``), ``bounds_`` (the values' guard
     range, :func:`~tdabench.methods.guards.guard_range`), and the fit runs' batches and examples
     (``runs_``, ``train_``) to center test examples first met in a query.
@@ -58,7 +58,7 @@ class Residual:
 
     def fit(self, data: FitData) -> Residual:
         """Fit the inner simulator on the residuals, center it and choose the scale."""
-        self.mean_ = MeanChange.fit(data)
+        self.mean_ = ZeroLine.fit(data)
         resid = dataclasses.replace(
             data,
             values=residual_values(self.mean_, data.values, data.test.ids),
@@ -99,7 +99,7 @@ class Residual:
         return out
 
     def simulate(self, query: Query) -> np.ndarray:
-        """The mean trajectory plus the scaled, centered residual rollout."""
+        """The zero line plus the scaled, centered residual rollout."""
         if self.scale_ == 0.0:
             return self.mean_.predict(query)
         d = np.asarray(self.inner_.simulate(dataclasses.replace(query, initial=np.zeros_like(query.initial))), dtype=np.float64)

@@ -113,9 +113,27 @@ class ZeroLine:
         """float64 [R, n, K] for a query, from its initial values."""
         return self.predict_from(query.initial, query.test.ids, query.shape[2])
 
+    def predict_rows(self, initial: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """float64 [R, n, K]: each example's line averaged over fitted rows ``rows`` [n, m] (its own
+        row, or the rows of the fitted test examples it borrows from), from ``initial`` [R, n]."""
+        x = np.asarray(initial, dtype=np.float64)[:, :, None, None]  # [R, n, 1, 1]
+        lines = self.mean_y[rows][None] + self.slope[rows][None] * (x - self.mean_x[rows][None, :, :, None])  # [R, n, m, K]
+        out = lines.mean(axis=2)
+        out[:, :, 0] = initial
+        return out
+
     def info(self) -> dict[str, object]:
         """What was chosen, for ``fit_info``."""
         return {"zero_line_target": self.target, "zero_line_strength": None if np.isinf(self.strength) else self.strength}
+
+
+def _spread_only(sxx: np.ndarray, sxy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sxx`` and ``sxy`` with rounding noise zeroed: where the initial values of a test example
+    agree to about 1e-6 of their size, it has no spread for a slope to act on (raw moments
+    cancel to about 1e-14 of it)."""
+    tol = x.shape[0] * (1e-6 * np.maximum(1.0, np.abs(x).max(axis=0))) ** 2  # [n]
+    flat = sxx <= tol[None] if sxx.ndim == 2 else sxx <= tol
+    return np.where(flat, 0.0, sxx), np.where(flat[..., None], 0.0, sxy)
 
 
 def _fit(y: np.ndarray, target: str, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,8 +141,7 @@ def _fit(y: np.ndarray, target: str, lam: float) -> tuple[np.ndarray, np.ndarray
     x = y[:, :, 0]
     mx, my = x.mean(axis=0), y.mean(axis=0)
     dx = x - mx
-    sxx = (dx**2).sum(axis=0)
-    sxy = np.einsum("rn,rnk->nk", dx, y - my)
+    sxx, sxy = _spread_only((dx**2).sum(axis=0), np.einsum("rn,rnk->nk", dx, y - my), x)
     b = _slopes(sxy, sxx, _target(target, sxy, sxx), lam, float(sxx.mean()))
     b[:, 0] = 1.0
     return mx, my, b
@@ -135,7 +152,7 @@ def _choose(y: np.ndarray, val: np.ndarray | None) -> tuple[str, float]:
     each fit run predicted by the other fit runs, and each validation run by all of them."""
     R = y.shape[0]
     x = y[:, :, 0]
-    if float(((x - x.mean(axis=0)) ** 2).sum()) == 0.0 and (val is None or np.allclose(val[:, :, 0], x[0])):
+    if np.allclose(x, x[0], rtol=1e-6, atol=0) and (val is None or np.allclose(val[:, :, 0], x[0], rtol=1e-6, atol=0)):
         return "mean-trajectory", np.inf  # every run starts alike: the slope is never used
     errs: dict[tuple[str, float], float] = {}
     sx, sxx_raw = x.sum(axis=0), (x**2).sum(axis=0)
@@ -145,8 +162,7 @@ def _choose(y: np.ndarray, val: np.ndarray | None) -> tuple[str, float]:
         m = R - 1
         mx = (sx[None] - x) / m  # [R, n]
         my = (sy[None] - y) / m  # [R, n, K]
-        sxx = sxx_raw[None] - x**2 - m * mx**2
-        sxy = sxy_raw[None] - x[:, :, None] * y - m * mx[:, :, None] * my
+        sxx, sxy = _spread_only(sxx_raw[None] - x**2 - m * mx**2, sxy_raw[None] - x[:, :, None] * y - m * mx[:, :, None] * my, x)
     for target in TARGETS:
         for lam in STRENGTHS:
             err = 0.0

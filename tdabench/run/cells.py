@@ -21,7 +21,7 @@ import numpy as np
 
 from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
-from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.zero_line import ZeroLine
 from tdabench.results.record import CellResult, cell_key, predictions_readable, provenance, read_result, result_path, write_result
 from tdabench.scores import OverflowingPrediction, Score, headroom, score_groups
 from tdabench.simulator import MethodSpec, config_dict
@@ -175,7 +175,7 @@ def plan_unit(unit: Unit, bench: Benchmark) -> Planned:
     for fit in dict.fromkeys(SPLIT_FIT[s] for s in todo):
         data = fit_data(bench, unit.trajectory, fit=fit, seed=unit.seed, with_model=caps.needs_checkpoints,
                         cache_dir=unit.cache_dir, device=unit.device)
-        mean = MeanChange.fit(data)
+        mean = ZeroLine.fit(data)
         queries = {}
         for split in (s for s in todo if SPLIT_FIT[s] == fit):
             view = split_view(bench, split, unit.trajectory, seed=unit.seed)

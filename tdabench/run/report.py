@@ -57,7 +57,7 @@ def results_table(results: Sequence[CellResult]) -> str:
 
 
 def _sort_key(r: CellResult) -> float:
-    """Best skill first (the mean trajectory is 0), then unscored rows."""
+    """Best skill first (the zero line is 0), then unscored rows."""
     if r.status != "ok" or "skill_mse" not in r.scores:
         return math.inf
     v = r.scores["skill_mse"].mean

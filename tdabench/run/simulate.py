@@ -4,7 +4,7 @@ The method is fitted on the benchmark's fit runs (in a worker process, as in ``t
 and predicts every test example's trajectory for the plan, from the benchmark's initial
 values. With ``verify``, the benchmark's own model is trained on the plan with the recorder's
 loop (:mod:`tdabench.recorder.retrain`) and the prediction is scored against what really happened,
-beside the batch-blind mean trajectory. Results are written atomically; a rerun with the same
+beside the batch-blind zero line. Results are written atomically; a rerun with the same
 inputs reuses them.
 """
 
@@ -25,7 +25,7 @@ from tdabench.data import Benchmark
 from tdabench.errors import DataError, TDABenchError
 from tdabench.formats.gptdynamics_read import read_batches
 from tdabench.formats.jsonl import atomic_write_bytes, atomic_write_text
-from tdabench.methods.zero_line import MeanChange
+from tdabench.methods.zero_line import ZeroLine
 from tdabench.run.pool import WorkerPool
 from tdabench.run.executors import Job
 from tdabench.results.record import provenance
@@ -125,7 +125,7 @@ def simulate_plan(bench: Benchmark, choice: MethodChoice, plan_path: Path, *, te
     if done is not None:
         return done
     predicted = _predict(choice, data, query)
-    baseline = MeanChange.fit(data).predict(query)[0] if len(batches) == data.runs.batches.shape[1] else None
+    baseline = ZeroLine.fit(data).predict(query)[0] if len(batches) == data.runs.batches.shape[1] else None
     actual = None
     if verify:
         from tdabench.recorder.retrain import observe, trainer_for
@@ -225,7 +225,7 @@ def _plot(doc: dict[str, Any], q: Query, predicted: np.ndarray, actual: np.ndarr
         if actual is not None:
             ax.plot(steps, pick(actual), color="black", label="actual (trained)")
         if baseline is not None:
-            ax.plot(steps, pick(baseline), color="#999999", linestyle="--", label="mean trajectory")
+            ax.plot(steps, pick(baseline), color="#999999", linestyle="--", label="zero line")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)

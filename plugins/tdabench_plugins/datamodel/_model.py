@@ -9,13 +9,13 @@ With tens of runs, one coefficient per example cannot be fitted, so this one wor
 2. A run is described at each recorded step by the cumulative count of each cluster it trained
    on so far (``log(1 + count)`` by default: repeating a kind of example helps less and less).
 3. Per recorded step, one ridge regression, shared design and one column per test example,
-   maps those counts to the deviation from the mean trajectory over the fit runs.
+   maps those counts to the deviation from the zero line of the fit runs.
 4. The number of clusters and the ridge strength are chosen by cross-validation over the fit
    runs (folds by run), plus the validation runs when there are any.
 
-A prediction is the mean trajectory plus the regression: with no usable signal it is the mean
-trajectory. A test example the fit did not see takes the mean change and the weights of its
-nearest fitted test examples. Equations and options: docs/methods.md, section "Cluster datamodel".
+A prediction is the zero line plus the regression: with no usable signal it is the zero
+line. A test example the fit did not see takes the zero lines and the weights of its nearest
+fitted test examples (averaged), from its own initial value. Equations and options: docs/methods.md, section "Cluster datamodel".
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from tdabench import (
     ExampleSet,
     FitData,
-    MeanChange,
+    ZeroLine,
     Query,
     RunBatches,
     fitted_values,
@@ -99,7 +99,7 @@ class ClusterDatamodel:
     def fit(self, data: FitData) -> ClusterDatamodel:
         """Cluster the training examples, choose (clusters, lambda) by cross-validation, fit the ridge."""
         cfg = self.config
-        self.mean_ = MeanChange.fit(data)
+        self.mean_ = ZeroLine.fit(data)
         self.guard_ = guard_range(fitted_values(data)) if cfg.clip else None
         self.steps_ = np.array(data.runs.steps, copy=True)
         self.encoder_ = TextEncoder(cfg.encoder, cfg.pooling, cfg.max_length, cfg.encode_batch_size, data.cache_dir, data.device)
@@ -133,20 +133,19 @@ class ClusterDatamodel:
 
     # -- simulation ----------------------------------------------------------------------
     def simulate(self, query: Query) -> np.ndarray:
-        """The mean trajectory plus the ridge prediction of every query run; float64 [R, n, K]."""
+        """The zero line plus the ridge prediction of every query run; float64 [R, n, K]."""
         if not np.array_equal(query.runs.steps, self.steps_):
             raise ValueError(f"the cluster datamodel predicts the recorded steps of its fit runs ({len(self.steps_)} of them); "
                              f"this query records {len(query.runs.steps)} other steps")
         ids, labels = self._labels_for(query)
-        change, d_mean, W = self._test_parts(query.test)
+        rows, d_mean, W = self._test_parts(query.test)
         dev = ridge_predict((self.model_[0], d_mean, W), self._run_features(query.runs, ids, labels, self.k_))
-        return guarded(query.initial[:, :, None] + change[None] + dev, self.guard_)
+        return guarded(self.mean_.predict_rows(query.initial, rows) + dev, self.guard_)
 
     def _test_parts(self, test: ExampleSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(mean change [n, K], ridge intercept [n, K], weights [K, k, n]) of each query test
-        example: its own if fitted, else the mean over its nearest fitted test examples."""
+        """(zero-line rows [n, m], ridge intercept [n, K], weights [K, k, n]) of each query test
+        example: its own if fitted, else those of its nearest fitted test examples (averaged)."""
         _, d_mean, W = self.model_
-        change = self.mean_.changes(self.test_ids_, len(self.steps_))
         pos = np.searchsorted(self.test_ids_, test.ids).clip(max=max(len(self.test_ids_) - 1, 0))
         known = self.test_ids_[pos] == test.ids
         rows = pos[:, None]
@@ -155,7 +154,7 @@ class ClusterDatamodel:
             rows = np.repeat(pos[:, None], near.shape[1], axis=1)
             rows[~known] = near
         # Each query test example averages its rows: one row (itself) if fitted, else its neighbours.
-        return change[rows].mean(axis=1), d_mean[rows].mean(axis=1), W[:, :, rows].mean(axis=3)
+        return rows, d_mean[rows].mean(axis=1), W[:, :, rows].mean(axis=3)
 
     def _labels_for(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
         """(sorted ids, cluster of each) covering every id of the query's batches; a training

@@ -19,14 +19,14 @@ __all__ = ["GPTfluence", "GPTfluenceConfig", "PairFactors", "tdabench_methods", 
 
 
 #: 2: a training example the fit did not see stands in by its nearest fitted ones (``unseen_train``).
-VERSION = "4"
+VERSION = "5"  # 5: residual form on the zero line
 
 _CAPS = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True, self_influence=True)
 
 
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
-    """GPTfluence, and GPTfluence nesting the mean trajectory."""
+    """GPTfluence, and GPTfluence nesting the zero line."""
     return [
         MethodSpec(
             name="gptfluence",
@@ -42,6 +42,6 @@ def tdabench_methods() -> list[MethodSpec]:
             config_cls=GPTfluenceConfig,
             capabilities=dataclasses.replace(_CAPS, any_length=False),
             version=VERSION,
-            summary="GPTfluence on the deviation from the mean trajectory (falls back to it without signal)",
+            summary="GPTfluence on the deviation from the zero line (falls back to it without signal)",
         ),
     ]

@@ -35,12 +35,12 @@ CAPABILITIES = Capabilities(
 
 
 #: The version of every gradient method (they share their code): bump it when their numbers change.
-VERSION = "4"
+VERSION = "5"  # 5: residual forms on the zero line
 
 
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
-    """TracIn-CP, Grad-Dot and influence functions, raw and calibrated; TracIn-CP and influence nesting the mean trajectory."""
+    """TracIn-CP, Grad-Dot and influence functions, raw and calibrated; TracIn-CP and influence nesting the zero line."""
     specs = [
         ("tracin-cp", TracInCP, "TracIn-CP: y_t = y_{t-1} - eta_t/|c_t| sum <g_i, g_z> at the latest checkpoint"),
         ("grad-dot", GradDot, "Grad-Dot: TracIn-CP with the final checkpoint only"),
@@ -56,6 +56,6 @@ def tdabench_methods() -> list[MethodSpec]:
     for name, cls, raw_cfg in (("tracin-cp", TracInCP, GradientConfig), ("influence", Influence, InfluenceConfig)):
         out.append(MethodSpec(name=f"{name}-residual", factory=partial(Residual, cls, "fit"), config_cls=raw_cfg,
                               capabilities=dataclasses.replace(CAPABILITIES, any_length=False),
-                              version=VERSION, summary=f"{name} scores on the deviation from the mean trajectory: centered over the fit "
-                                                       "runs, one least-squares scale (0 without signal: the mean trajectory)"))
+                              version=VERSION, summary=f"{name} scores on the deviation from the zero line: centered over the fit "
+                                                       "runs, one least-squares scale (0 without signal: the zero line)"))
     return out

@@ -23,14 +23,14 @@ from tdabench_plugins.simfluence._model import (
 __all__ = ["SimfluenceAdditive", "SimfluenceBase", "SimfluenceConfig", "SimfluenceLinear", "SimfluenceMultiplicative", "tdabench_methods"]
 
 #: The version of every Simfluence variant (they share their code): bump it when their numbers change.
-VERSION = "3"
+VERSION = "4"  # 4: residual form on the zero line
 
 _CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True, self_influence=True)
 
 
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
-    """The three Simfluence variants, and Simfluence-Linear nesting the mean trajectory."""
+    """The three Simfluence variants, and Simfluence-Linear nesting the zero line."""
     return [
         MethodSpec(
             name="simfluence-linear",
@@ -54,7 +54,7 @@ def tdabench_methods() -> list[MethodSpec]:
             config_cls=SimfluenceConfig,
             capabilities=dataclasses.replace(_CAPS, any_length=False),
             version=VERSION,
-            summary="Simfluence-Linear on the deviation from the mean trajectory (falls back to it without signal)",
+            summary="Simfluence-Linear on the deviation from the zero line (falls back to it without signal)",
         ),
         MethodSpec(
             name="simfluence-multiplicative",
