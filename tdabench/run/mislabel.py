@@ -289,7 +289,7 @@ def _retrain(bench: Benchmark, runs: list[np.ndarray], plans: dict[str, dict[int
             for label, hs in per_plan.items()}
 
 
-STORE_SCHEMA = "tdabench.results.mislabel-retrained/1"
+STORE_SCHEMA = "tdabench.mislabel-retrained/1"
 
 
 def _read_store(path: Path, bench: Benchmark) -> dict[str, list[float]]:
