@@ -29,7 +29,7 @@ from tdabench.methods.zero_line import ZeroLine
 from tdabench.recorder.designs import DesignSpec, grouping
 from tdabench.recorder.tasks import load_task
 from tdabench.methods.residual import residual_values
-from tdabench.scores import score_groups
+from tdabench.scoring import score_groups
 from tdabench.run.views import fit_data, group_rows, split_view
 from tdabench_plugins.datamodel._model import ClusterDatamodelConfig, _cv_mse
 from tdabench_plugins.datamodel._solve import cumulative_counts, ridge, ridge_predict

@@ -37,7 +37,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("Benchmark", "BenchmarkMeta", "DesignInfo", "ExampleSet", "ModelAccess", "Run", "SplitSpec", "Trajectory",
                      "SPLITS", "TRAJECTORIES"), "tdabench.data"),
     **dict.fromkeys(("TDABenchError", "DataError", "ConfigError", "PluginError", "UnknownNameError"), "tdabench.errors"),
-    **dict.fromkeys(("Score", "ScoreSpec", "SCORES", "score"), "tdabench.scores"),
+    **dict.fromkeys(("Score", "ScoreSpec", "SCORES"), "tdabench.scores"),
+    "score": "tdabench.scoring",
     **dict.fromkeys(("ZeroLine", "MeanChange"), "tdabench.methods.zero_line"),
     **dict.fromkeys(("Residual", "residual_values"), "tdabench.methods.residual"),
     **dict.fromkeys(("guard_range", "guarded", "widened_range", "fitted_values", "torch_threads"), "tdabench.methods.guards"),
@@ -81,7 +82,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from tdabench.methods.lm import LOSS_TYPES, Encoded, encode, per_example_loss, token_losses
     from tdabench.methods.residual import Residual, residual_values
     from tdabench.methods.zero_line import MeanChange, ZeroLine
-    from tdabench.scores import SCORES, Score, ScoreSpec, score
+    from tdabench.scores import SCORES, Score, ScoreSpec
+    from tdabench.scoring import score
     from tdabench.simulator import (
         BenchmarkRef,
         Capabilities,

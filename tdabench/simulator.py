@@ -273,6 +273,10 @@ class BenchmarkRef:
         load: returns the :class:`Benchmark`.
         origin: the plugin that provided it (set by the registry).
         default: part of the default slice that ``tdabench run`` uses with no ``--benchmark``.
+        properties: what its source measured of its runs, where known (the bank's: its targets,
+            label accuracy and BLEU / ROUGE-L at both ends, headroom, the fit runs' mean test
+            trajectory, the cost of recording one run; docs/benchmarks.md), for
+            ``tdabench list benchmarks -v`` and the leaderboard.
     """
 
     id: str
@@ -280,3 +284,4 @@ class BenchmarkRef:
     load: Callable[[], Benchmark]
     origin: str = ""
     default: bool = False
+    properties: Mapping[str, Any] = field(default_factory=dict)

@@ -11,7 +11,7 @@ import pytest
 from tdabench.run.context import Context
 from tdabench.data import Benchmark, BenchmarkMeta, ExampleSet, Run, SplitSpec, Trajectory
 from tdabench.methods.zero_line import ZeroLine as MeanChange
-from tdabench.scores import score
+from tdabench.scoring import score
 from tdabench.run.views import fit_data, split_view
 from tdabench_plugins.datamodel import ClusterDatamodel, ClusterDatamodelConfig
 from tdabench_plugins.datamodel._solve import cumulative_counts, kmeans

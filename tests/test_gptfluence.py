@@ -356,7 +356,7 @@ def test_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[Benchmark, 
 @pytest.mark.slow
 def test_default_config_beats_mean_trajectory_at_gptdynamics_size(cache_dir: str) -> None:
     """25 fit runs x 96 steps x 128 test examples (about 25 s): seen and unseen-test MSE."""
-    from tdabench.scores import score
+    from tdabench.scoring import score
     from tdabench.simulator import NoConfig
     from tdabench.sources.synthetic import simfluence_benchmark
     from tdabench_plugins.baselines import MeanTrajectory

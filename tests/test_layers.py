@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tdabench.errors", "tdabench.run.measure", "tdabench.run.tempfiles", "tdabench.run.pool", "tdabench.methods.lm",
      "tdabench.formats.names", "tdabench.formats.gptdynamics_release", "tdabench.recorder.lexicon", "tdabench.recorder.tokenizer",
      "tdabench.recorder.generate", "tdabench.hookspecs"),
-    ("tdabench.data", "tdabench.config", "tdabench.scores", "tdabench.formats.jsonl", "tdabench.methods.guards",
+    ("tdabench.data", "tdabench.config", "tdabench.scores", "tdabench.scoring", "tdabench.formats.jsonl", "tdabench.methods.guards",
      "tdabench.methods.zero_line", "tdabench.sources.splits"),
     ("tdabench.simulator", "tdabench.formats", "tdabench.results.record"),
     ("tdabench.methods", "tdabench.run.views", "tdabench.run.worker", "tdabench.run.executors", "tdabench.run.registry",

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from tdabench.scores import SCORE_NAMES as METRIC_NAMES, phase_slices, rank_corr, score, score_groups
+from tdabench.scores import SCORE_NAMES as METRIC_NAMES, phase_slices, rank_corr
+from tdabench.scoring import score, score_groups
 
 
 def test_hand_computed_values() -> None:

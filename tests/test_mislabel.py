@@ -73,7 +73,7 @@ def test_fixing_replaces_only_the_inspected_flips(bench: Benchmark) -> None:
     from tdabench.results.mislabel import MislabelResult
 
     ranking = tuple(int(i) for i in cands.ids[np.argsort(~cands.flipped, kind="stable")])  # every flip first
-    r = MislabelResult(bench.id, bench.content_hash, "oracle", "method", "k", "ok", n_candidates=128, ranking=ranking)
+    r = MislabelResult(key="k", status="ok", benchmark=bench.id, data_hash=bench.content_hash, method="oracle", n_candidates=128, ranking=ranking)
     fixes = fixes_of(r, cands)
     assert len(fixes) == 51 and fixes == {i: cands.clean[i] for i in ranking[:51]}
     batches = bench.run(bench.split.eval_runs[0]).batches
@@ -113,7 +113,7 @@ def test_mislabel_reports_every_ranking_and_a_failure_spoils_only_its_own(tmp_pa
     choices = choose_methods(ctx, ["simfluence-linear", "broken-ranker"])
     b = ctx.registry.benchmarks(ctx)[BENCH].load()
     results = identify(b, choices, Settings(out=out, retrain_runs=2))
-    by = {r.label: r for r in results}
+    by = {r.method: r for r in results}
     assert list(by) == ["random", "training-loss", "simfluence-linear", "broken-ranker"]
     assert by["broken-ranker"].status == "failed" and "no self-influence today" in by["broken-ranker"].error
     sf = by["simfluence-linear"]
@@ -124,12 +124,17 @@ def test_mislabel_reports_every_ranking_and_a_failure_spoils_only_its_own(tmp_pa
     assert fx["all_fixed"]["accuracy"] >= fx["before"]["accuracy"] and fx["after"]["accuracy"] > fx["before"]["accuracy"]
     assert by["broken-ranker"].fixing == {}  # a failed ranking is not retrained
     for r in results:
-        assert read(out / "builtin__mislabel__ft__neox-1m__sentiment" / "mislabel" / f"{r.label}.json") == r
+        assert read(out / "builtin__mislabel__ft__neox-1m__sentiment" / "mislabel" / r.method / "seed-0.json") == r
+        assert r.to_dict()["schema"] == "tdabench.mislabel/2" and r.key and r.provenance.versions["tdabench"]
+    # The random baseline is an expectation over many orders: 0.5 and the share inspected, up to their noise.
+    rnd = by["random"]
+    assert abs(rnd.auc - 0.5) < 0.02 and all(abs(v - float(f)) < 0.03 for f, v in rnd.fraction_found.items())
+    assert rnd.scores["auc"].ci95[0] < 0.5 < rnd.scores["auc"].ci95[1]
     # A rerun reuses every ranking and every retrained run; the failed one is tried again.
     store = out / "builtin__mislabel__ft__neox-1m__sentiment" / "mislabel" / "_retrained.json"
     before = store.read_bytes()
     again = identify(b, choices[:1], Settings(out=out, retrain_runs=2))
-    assert [r.label for r in again] == ["random", "training-loss", "simfluence-linear"] and again[2] == sf
+    assert [r.method for r in again] == ["random", "training-loss", "simfluence-linear"] and again[2] == sf
     assert store.read_bytes() == before
     # The leaderboard shows the section beside nothing else.
     assert main(["leaderboard", "--results", str(out), "--out", str(tmp_path / "lb")]) == 0

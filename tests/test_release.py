@@ -173,5 +173,5 @@ def test_the_debug_runs_are_a_mislabel_benchmark(benches: dict, tmp_path: Path) 
     assert 0 < len(cands.ids) <= 128 and set(cands.ids.tolist()) <= set(range(128))
     assert cands.flipped.tolist() == [int(i) in flipped for i in cands.ids]
     results = identify(debug, [], Settings(out=tmp_path))
-    assert [r.label for r in results] == ["random", "training-loss"] and all(r.status == "ok" for r in results)
+    assert [r.method for r in results] == ["random", "training-loss"] and all(r.status == "ok" for r in results)
     assert "cannot be retrained" in results[0].fixing["reason"]  # a GPTDynamics copy ships no base model

@@ -10,7 +10,7 @@ import pytest
 from tdabench.methods.zero_line import ZeroLine
 from tdabench.methods.guards import fitted_values, guard_range, widened_range
 from tdabench.methods.residual import Residual
-from tdabench.scores import score
+from tdabench.scoring import score
 from tdabench.simulator import FitData, Query
 from tdabench.sources.synthetic import simfluence_benchmark
 from tdabench.run.views import fit_data, split_view

@@ -79,13 +79,15 @@ def test_verify_retrains_exactly_the_recorded_run_and_a_rerun_reuses(ctx: Contex
     np.testing.assert_allclose(got.actual, recorded, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(got.predicted[:, 0], recorded[:, 0])  # from the benchmark's initial values
     doc = json.loads((tmp_path / "out" / "whatif.json").read_text())
-    assert doc["verified"] and doc["scores"]["mse_all_steps"]["n"] == 16 and "mse_all_steps" in doc["mean_trajectory_scores"]
+    assert doc["schema"] == "tdabench.whatif/2" and doc["key"] == got.record.key and doc["status"] == "ok"
+    assert doc["verified"] and doc["scores"]["mse_all_steps"]["n"] == 16 and "mse_all_steps" in doc["reference_scores"]
     assert doc["provenance"]["versions"]["tdabench"] and doc["method_version"] == choice.spec.version
+    assert doc["plan"] == "eval-run.json" and str(tmp_path) not in json.dumps(doc)  # no absolute path of this machine
     rows = (tmp_path / "out" / "whatif.csv").read_text().splitlines()
-    assert rows[0] == "test_id,step,predicted,actual,mean_trajectory" and len(rows) == 1 + 16 * len(run.trajectories["loss"].steps)
+    assert rows[0] == "test_id,step,predicted,actual,zero_line" and len(rows) == 1 + 16 * len(run.trajectories["loss"].steps)
     assert (tmp_path / "out" / "whatif.png").read_bytes()[:4] == b"\x89PNG"
     again = simulate_plan(bench, choice, plan, test_ids=ids, verify=True, out=tmp_path / "out", seed=0)
-    assert again.document == got.document and np.array_equal(again.actual, got.actual)
+    assert again.record == got.record and np.array_equal(again.actual, got.actual)
 
 
 def test_a_benchmark_without_a_base_model_cannot_verify(synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,6 +110,6 @@ def test_cli_predicts_a_plan_of_another_length(tmp_path: Path, capsys: pytest.Ca
     doc = json.loads((tmp_path / "o" / "whatif.json").read_text())
     assert doc["steps"] == list(range(41)) and doc["test_ids"] == [0, 5, 9] and not doc["verified"]
     with np.load(tmp_path / "o" / "whatif.npz") as z:
-        assert z["predicted"].shape == (3, 41) and "mean_trajectory" not in z.files  # no batch-blind answer for another length
+        assert z["predicted"].shape == (3, 41) and "zero_line" not in z.files  # no batch-blind answer for another length
     code = main(["simulate", "--benchmark", BENCH, "--method", "mean-trajectory", "--plan", str(plan), "--out", str(tmp_path / "m")])
     assert code == 2 and "only runs as long as the fit runs" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from tdabench.cli.common import add_data_flags
@@ -12,13 +13,18 @@ from tdabench.run.context import Context
 from tdabench.errors import TDABenchError
 from tdabench.leaderboard.samples import TruthSource
 from tdabench.leaderboard.write import build, check
+from tdabench.results.archive import export, open_results
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Add the ``leaderboard`` subcommand to ``tdabench``'s subparsers."""
     p = sub.add_parser("leaderboard", help="generate leaderboards (markdown, HTML, CSV, JSON) from result files")
-    p.add_argument("--results", action="append", default=[], metavar="DIR",
-                   help="results directory written by `tdabench run --out` (repeatable; default: results)")
+    p.add_argument("--results", action="append", default=[], metavar="DIR|ARCHIVE",
+                   help="results directory written by `tdabench run --out`, or an archive made by --export (repeatable: result "
+                        "sets from several machines are merged, and two sets of one benchmark with different data are refused; "
+                        "default: results)")
+    p.add_argument("--export", metavar="FILE.tar.xz", type=Path,
+                   help="pack the --results directory into one archive (with a manifest and FILE.sha256) to publish apart from the code, and exit")
     p.add_argument("--out", default="leaderboards", metavar="DIR", help="output directory (default: leaderboards)")
     p.add_argument("--benchmark", action="append", default=[], metavar="ID|DIR",
                    help="where to read true trajectories for the plots (default: the results' ids among registered benchmarks)")
@@ -56,6 +62,19 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.no_truth and args.benchmark:
         raise TDABenchError("--no-truth and --benchmark contradict each other; give one")
     results = [Path(d) for d in (args.results or ["results"])]
+    if args.export is not None:
+        if len(results) != 1:
+            raise TDABenchError("--export packs one results directory: give exactly one --results DIR")
+        got = export(results[0], args.export)
+        print(f"{got.path}: {got.n_files} files, bank version {got.bank_version}, sha256 {got.sha256}")
+        return 0
+    with ExitStack() as stack:
+        dirs = [stack.enter_context(open_results(r)) for r in results]
+        return _leaderboard(args, dirs, results)
+
+
+def _leaderboard(args: argparse.Namespace, results: list[Path], sources: list[Path]) -> int:
+    """The leaderboard of the opened result sets (``sources``: what the user named, for messages)."""
     context = None if args.no_truth else Context.create(data_dir=args.data_dir, plugins=args.plugins, progress=False)
     truth = TruthSource(context, args.benchmark)
     command = command_line(args)
@@ -66,7 +85,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if diffs:
             print(f"tdabench: {args.out} is out of date; regenerate with: {command}", file=sys.stderr)
             return 1
-        print(f"{args.out} is up to date with {', '.join(map(str, results))}")
+        print(f"{args.out} is up to date with {', '.join(map(str, sources))}")
         return 0
     lb, paths = build(results, Path(args.out), truth, command, allow_mixed_versions=args.allow_mixed_versions)
     for p in paths:
@@ -74,7 +93,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for problem in lb.problems:
         print(f"tdabench: left out: {problem}", file=sys.stderr)
     for d in lb.collection.duplicates:
-        print(f"tdabench: duplicate results for {' / '.join(d.cell)}: kept {d.kept.path}, ignored {', '.join(str(e.path) for e in d.dropped)}", file=sys.stderr)
+        print(f"tdabench: duplicate results for {' / '.join(map(str, d.cell))}: kept {d.kept.path}, ignored {', '.join(str(e.path) for e in d.dropped)}", file=sys.stderr)
     failed = [e for e in lb.collection.entries if e.result.status == "failed"]
     if failed:
         print(f"tdabench: {len(failed)} failed cell(s) are shown as failed with their error", file=sys.stderr)

@@ -8,17 +8,19 @@ import sys
 from tdabench.cli.common import add_data_flags, context_from
 from tdabench.config import describe_options
 from tdabench.data import SPLITS, TRAJECTORIES
+from tdabench.recorder.properties import describe_properties
 from tdabench.scores import describe_scores
 
-WHAT = ("methods", "benchmarks", "scores", "metrics", "trajectories", "splits")
+WHAT = ("methods", "benchmarks", "scores", "trajectories", "splits")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Add ``list`` to the subcommands."""
     lst = sub.add_parser("list", help="list methods, benchmarks, scores, trajectories or splits")
     add_data_flags(lst)
-    lst.add_argument("what", nargs="?", default="methods", choices=WHAT, help="what to list ('metrics' is an alias of 'scores')")
-    lst.add_argument("-v", "--verbose", action="store_true", help="show each method's options")
+    lst.add_argument("what", nargs="?", default="methods", choices=WHAT, help="what to list")
+    lst.add_argument("-v", "--verbose", action="store_true",
+                     help="methods: each one's options; benchmarks: what was measured of their runs (targets, accuracy, headroom, cost)")
     lst.set_defaults(func=cmd_list)
     return lst
 
@@ -38,7 +40,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         for bid, ref in sorted(ctx.registry.benchmarks(ctx).items()):
             mark = " (default)" if ref.default else ""
             print(f"{bid:40s} {ref.description}{mark}  from {ref.origin}")
-    elif args.what in ("scores", "metrics"):
+            if args.verbose and ref.properties:
+                for line in describe_properties(ref.properties):
+                    print(f"    {line}")
+    elif args.what == "scores":
         for name, text in describe_scores().items():
             print(f"{name:16s} {text}")
     elif args.what == "trajectories":

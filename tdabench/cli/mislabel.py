@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from tdabench.run.executors import add_executor_arguments
 from tdabench.cli.common import add_data_flags, add_method_flags, add_progress_flag, context_from
 from tdabench.errors import TDABenchError
 from tdabench.run.runner import choose_methods
@@ -28,8 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--retrain-runs", type=int, default=None, metavar="N", help="retrain on the first N evaluation runs only (default: all of them)")
     p.add_argument("--out", default="results", type=Path, metavar="DIR", help="results directory (default: ./results)")
     p.add_argument("--json", action="store_true", help="write the results to stdout as JSON")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="fit N methods (or retrain N runs) at once in worker processes (default: 1)")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="end a method's fit or a retraining run that takes longer (default: no limit)")
+    add_executor_arguments(p, "methods' fits and retraining runs")
     add_progress_flag(p)
     p.set_defaults(func=cmd_mislabel)
     return p
@@ -47,7 +47,8 @@ def cmd_mislabel(args: argparse.Namespace) -> int:
         choices = choose_methods(ctx, args.method)
     else:
         choices = [c for c in choose_methods(ctx, []) if c.spec.capabilities.self_influence]
-    settings = Settings(out=args.out, seed=ctx.seed, jobs=args.jobs, timeout=args.timeout, retrain=not args.no_retrain, retrain_runs=args.retrain_runs,
+    settings = Settings(out=args.out, seed=ctx.seed, jobs=args.jobs, timeout=args.timeout, executor=args.executor, ray_address=args.ray_address,
+                        retrain=not args.no_retrain, retrain_runs=args.retrain_runs,
                         cache_dir=str(Path(ctx.cache_dir).resolve()), device=ctx.device, progress=ctx.progress, command=args.command_line)
     everything, failed = [], 0
     for ref in refs:

@@ -12,6 +12,8 @@ import numpy as np
 from tdabench.cli.common import add_data_flags, add_method_flags, add_progress_flag, context_from
 from tdabench.errors import TDABenchError
 from tdabench.run.runner import choose_methods
+from tdabench.results.whatif import WhatIfResult
+from tdabench.run.executors import add_executor_arguments
 from tdabench.sources.gptdynamics import resolve_benchmarks
 
 
@@ -29,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--verify", action="store_true", help="train the benchmark's own model on the plan and score the prediction against it")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="writes whatif.json, whatif.csv, whatif.npz and whatif.png here")
     p.add_argument("--json", action="store_true", help="print whatif.json to stdout")
+    add_executor_arguments(p, "fit")
     add_progress_flag(p)
     p.set_defaults(func=cmd_simulate)
     return p
@@ -47,26 +50,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     got = simulate_plan(bench, choice, args.plan, test_ids=None if args.test_ids is None else np.asarray(args.test_ids),
                         verify=args.verify, out=args.out, trajectory=args.trajectory, seed=ctx.seed,
                         cache_dir=str(Path(ctx.cache_dir).resolve()), device=ctx.device, progress=ctx.progress,
-                        command=args.command_line)
+                        command=args.command_line, executor=args.executor, ray_address=args.ray_address, timeout=args.timeout)
     if args.json:
-        json.dump(got.document, sys.stdout, indent=1)
+        json.dump(got.record.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    print(summary(got.document, got.predicted))
+    print(summary(got.record, got.predicted))
     print(f"\nwritten to {args.out}/ (whatif.json, whatif.csv, whatif.npz, whatif.png)")
     return 0
 
 
-def summary(doc: dict, predicted: np.ndarray) -> str:  # type: ignore[type-arg]
-    """A few lines: the predicted mean trajectory's ends and, when verified, the scores beside the baseline's."""
-    lines = [f"{doc['method']} on {doc['benchmark']}: {len(doc['test_ids'])} test example(s), steps {doc['steps'][0]}..{doc['steps'][-1]}",
-             f"  predicted mean {doc.get('trajectory', 'loss')}: {predicted[:, 0].mean():.4f} at step {doc['steps'][0]} -> "
-             f"{predicted[:, -1].mean():.4f} at step {doc['steps'][-1]}"]
-    if doc.get("verified"):
-        base = doc.get("mean_trajectory_scores", {})
-        lines.append(f"  {'score':<16} {'method':>10} {'mean-trajectory':>16}")
+def summary(record: WhatIfResult, predicted: np.ndarray) -> str:
+    """A few lines: the predicted mean trajectory's ends and, when verified, the scores beside the zero line's."""
+    steps = record.steps
+    lines = [f"{record.method} on {record.benchmark}: {len(record.test_ids)} test example(s), steps {steps[0]}..{steps[-1]}",
+             f"  predicted mean {record.trajectory}: {predicted[:, 0].mean():.4f} at step {steps[0]} -> "
+             f"{predicted[:, -1].mean():.4f} at step {steps[-1]}"]
+    if record.verified:
+        lines.append(f"  {'score':<16} {'method':>10} {'zero line':>10}")
         for name in ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps"):
-            if name in doc["scores"]:
-                b = base.get(name, {}).get("mean")
-                lines.append(f"  {name:<16} {doc['scores'][name]['mean']:>10.4f} {'' if b is None else format(b, '>16.4f')}")
+            if name in record.scores:
+                b = record.reference_scores.get(name)
+                lines.append(f"  {name:<16} {record.scores[name].mean:>10.4f} {'' if b is None else format(b.mean, '>10.4f')}")
     return "\n".join(lines)

@@ -1,10 +1,17 @@
 """The leaderboard's tables: one ranked table per (benchmark, trajectory, split), mean ranks and mean skills.
 
-Methods are ranked by ``skill_mse``, their skill over the mean trajectory of the fit runs
-(higher is better; the ``mean-trajectory`` baseline is the zero line). Within one table this is
-the order of ``mse_all_steps``, since every method there shares the reference; across
-benchmarks the skill itself is comparable, so the summary averages it. A cell rescaled
-in-sample (the published TracIn-CP protocol) is shown but never ranked.
+Methods are ranked by ``skill_mse``, their skill over the zero line of the fit runs (the
+strongest batch-blind predictor; higher is better, the ``zero-line`` baseline is 0). Within one
+table this is the order of ``mse_all_steps``, since every method there shares the reference;
+across benchmarks the skill itself is comparable, so the summaries give its median and its
+pooled value ``1 - sum MSE / sum MSE_ref`` (a mean of an unbounded-below skill is ruled by its
+worst outlier). A cell rescaled in-sample (the published TracIn-CP protocol) is shown but never
+ranked, and ``lds_final`` over fewer than :data:`~tdabench.scores.LDS_MIN_RUNS` evaluation runs is
+shown, marked low-power, and never ranked or summarized.
+
+A method run with several seeds fills one row: its scores are the means over the seeds, each
+interval spans the seeds' intervals (so it covers their spread), and the row shows the spread
+of the seeds' means beside it.
 
 Every renderer (markdown, HTML, CSV, JSON) reads these objects, so the orderings, the ranks
 and the best-per-column marks are computed once and agree everywhere.
@@ -12,8 +19,9 @@ and the best-per-column marks are computed once and agree everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,10 +32,12 @@ from tdabench.leaderboard.collect import Entry, group_of
 from tdabench.leaderboard.fmt import display
 from tdabench.run.report import generalization_gaps
 from tdabench.results.record import CellResult
+from tdabench.scores import LDS_MIN_RUNS, Score
 from tdabench.scores import spec as score_spec
 
 RANK_METRIC = "skill_mse"
-TABLE_SCORES = ("skill_mse", "lds_final", "mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")
+TABLE_SCORES = ("skill_mse", "skill_mse_early", "skill_mse_mid", "skill_mse_late", "lds_final", "mse_all_steps", "mae_all_steps",
+                "spearman_final", "spearman_steps")
 _STATUS_ORDER = {"ok": 0, "n/a": 1, "failed": 2}
 
 
@@ -44,11 +54,19 @@ class Column:
 
 @dataclass(frozen=True)
 class Row:
-    """One method in one table: its result, its rank (ranked rows only) and its generalization gap."""
+    """One method in one table: its result (over its seeds), its rank (ranked rows only) and its
+    generalization gap.
+
+    Attributes:
+        seeds: the seeds its cells were computed with.
+        spread: score -> (lowest, highest) of the seeds' means, with two or more seeds.
+    """
 
     entry: Entry
     rank: int | None
     gap: dict[str, float] | None
+    seeds: tuple[int, ...] = (0,)
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def result(self) -> CellResult:
@@ -68,9 +86,16 @@ def _finite(x: float | None) -> float | None:
 def _score(name: str) -> Callable[[Row], float | None]:
     def get(row: Row) -> float | None:
         s = row.result.scores.get(name)
+        if name == "lds_final" and low_power(row):
+            return None
         return _finite(s.mean) if row.result.status == "ok" and s is not None else None
 
     return get
+
+
+def low_power(row: Row) -> bool:
+    """Whether the row's ``lds_final`` correlates over too few evaluation runs to be ranked."""
+    return row.result.n_runs < LDS_MIN_RUNS
 
 
 def ranking_value(row: Row) -> float | None:
@@ -113,11 +138,6 @@ class Table:
     headroom: dict[str, float | None] = field(default_factory=dict)
 
     @property
-    def metric(self) -> str:
-        """The old name of :attr:`trajectory`."""
-        return self.trajectory
-
-    @property
     def shape(self) -> tuple[int, int] | None:
         """(evaluation runs, test examples) of the ok rows, if any."""
         ok = [r.result for r in self.rows if r.result.status == "ok"]
@@ -148,19 +168,58 @@ def best_marks(rows: Sequence[Row]) -> dict[str, frozenset[str]]:
     return marks
 
 
+def combine_seeds(entries: Sequence[Entry]) -> tuple[Entry, tuple[int, ...], dict[str, tuple[float, float]]]:
+    """One method's cells of one table over its seeds: (an entry holding the means, with each
+    interval spanning the seeds' intervals; the seeds; the spread of the seeds' means)."""
+    entries = sorted(entries, key=lambda e: e.result.seed)
+    seeds = tuple(e.result.seed for e in entries)
+    ok = [e for e in entries if e.result.status == "ok"]
+    if len(entries) == 1 or len(ok) < len(entries):  # one seed, or a seed that failed: show the first problem as is
+        first = next((e for e in entries if e.result.status != "ok"), entries[0])
+        return first, seeds, {}
+    scores: dict[str, Score] = {}
+    spread: dict[str, tuple[float, float]] = {}
+    for name in ok[0].result.scores:
+        got = [e.result.scores[name] for e in ok if name in e.result.scores]
+        means = np.array([g.mean for g in got], dtype=float)
+        los, his = np.array([g.ci95[0] for g in got], dtype=float), np.array([g.ci95[1] for g in got], dtype=float)
+        fin = means[np.isfinite(means)]
+        mean = float(fin.mean()) if fin.size else float("nan")
+        ci = (float(np.nanmin(los)) if np.isfinite(los).any() else float("nan"), float(np.nanmax(his)) if np.isfinite(his).any() else float("nan"))
+        scores[name] = Score(mean, float(fin.std()) if fin.size else float("nan"), ci, got[0].n)
+        if fin.size >= 2:
+            spread[name] = (float(fin.min()), float(fin.max()))
+    r0 = ok[0].result
+    combined = dataclasses.replace(r0, scores=scores, fit_s=_mean_of(e.result.fit_s for e in ok),
+                                   simulate_s=_mean_of(e.result.simulate_s for e in ok), peak_mem_mb=_max_of(e.result.peak_mem_mb for e in ok))
+    return Entry(combined, ok[0].path), seeds, spread
+
+
+def _mean_of(xs: Iterable[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _max_of(xs: Iterable[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(max(vals)) if vals else None
+
+
 def build_tables(entries: Sequence[Entry]) -> list[Table]:
     """One table per (benchmark, trajectory, split), sorted by group, benchmark, trajectory, split order."""
     gaps = generalization_gaps([e.result for e in entries])
-    cells: dict[tuple[str, str, str], list[Entry]] = {}
+    cells: dict[tuple[str, str, str], dict[str, list[Entry]]] = {}
     for e in entries:
-        cells.setdefault((e.result.benchmark, e.result.trajectory, e.result.split), []).append(e)
+        cells.setdefault((e.result.benchmark, e.result.trajectory, e.result.split), {}).setdefault(e.result.method, []).append(e)
     tables = []
-    for (bench, traj, split), group in cells.items():
-        rows = sorted((Row(e, None, gaps.get((bench, traj, e.result.method, split))) for e in group), key=_order_key)
+    for (bench, traj, split), by_method in cells.items():
+        combined = [combine_seeds(es) for es in by_method.values()]
+        rows = sorted((Row(e, None, gaps.get((bench, traj, e.result.method, split)), seeds, spread) for e, seeds, spread in combined),
+                      key=_order_key)
         values = [ranking_value(r) for r in rows]
         ranked = [-v for v in values if v is not None]
         it = iter(rankdata(ranked, method="min").astype(int).tolist() if ranked else [])
-        rows = [Row(r.entry, next(it) if v is not None else None, r.gap) for r, v in zip(rows, values)]
+        rows = [dataclasses.replace(r, rank=next(it) if v is not None else None) for r, v in zip(rows, values)]
         ref = next((dict(r.result.reference) for r in rows if r.result.status == "ok" and r.result.reference), {})
         tables.append(Table(group_of(bench), bench, traj, split, tuple(rows), best_marks(rows), ref))
     return sorted(tables, key=table_sort_key)
@@ -225,11 +284,13 @@ def mean_ranks(tables: Sequence[Table], trajectory: str) -> list[MeanRank]:
 
 @dataclass(frozen=True)
 class MeanSkill:
-    """A method's mean ``skill_mse`` and ``lds_final`` over the benchmarks that scored it, per split.
+    """A method's summary skill over the benchmarks that scored it, per split.
 
     Attributes:
-        skill: split -> (mean skill, benchmarks, benchmarks with that split).
-        lds: split -> mean lds_final over the benchmarks where it is defined (None: nowhere).
+        skill: split -> (median skill, benchmarks, benchmarks with that split).
+        pooled: split -> ``1 - sum_b MSE_b / sum_b MSE_ref,b`` over those benchmarks (robust to one
+            benchmark's outlier, weighted by how much each has to attribute).
+        lds: split -> median lds_final over the benchmarks where it is defined and not low-power.
         beats: split -> benchmarks where the skill's 95% CI lies above 0.
     """
 
@@ -237,25 +298,39 @@ class MeanSkill:
     skill: dict[str, tuple[float | None, int, int]]
     lds: dict[str, float | None]
     beats: dict[str, int]
+    pooled: dict[str, float | None] = field(default_factory=dict)
 
 
-def mean_skills(tables: Sequence[Table], trajectory: str) -> list[MeanSkill]:
-    """Mean skill and LDS per method and split over ``tables`` for ``trajectory``, best seen skill first."""
-    tables = [t for t in tables if t.trajectory == trajectory]
+def _pooled(rows: Sequence[Row]) -> float | None:
+    """``1 - sum MSE / sum MSE_ref`` over ``rows`` (each with its split's reference MSE)."""
+    num = den = 0.0
+    for r in rows:
+        mse, ref = r.result.scores.get("mse_all_steps"), r.result.reference.get("mse_reference")
+        if mse is None or ref is None or not math.isfinite(mse.mean) or not math.isfinite(ref):
+            return None
+        num, den = num + mse.mean, den + ref
+    return 1.0 - num / den if rows and den > 0 else None
+
+
+def mean_skills(tables: Sequence[Table], trajectory: str, excluded: frozenset[str] = frozenset()) -> list[MeanSkill]:
+    """Median and pooled skill and median LDS per method and split over ``tables`` for ``trajectory``
+    (benchmarks in ``excluded``, those that do not meet the bank's targets, left out), best seen skill first."""
+    tables = [t for t in tables if t.trajectory == trajectory and t.benchmark not in excluded]
     splits = _splits(tables)
     methods = sorted({r.result.method for t in tables for r in t.rows})
     totals = {s: sum(t.split == s for t in tables) for s in splits}
     out = []
     for m in methods:
-        skill, lds, beats = {}, {}, {}
+        skill, lds, beats, pooled = {}, {}, {}, {}
         for s in splits:
             rows = [r for t in tables if t.split == s for r in t.rows if r.result.method == m and r.ranked]
-            vals = [ranking_value(r) for r in rows]
-            skill[s] = (float(np.mean(vals)) if vals else None, len(vals), totals[s])
+            vals = [v for v in (ranking_value(r) for r in rows) if v is not None]
+            skill[s] = (float(np.median(vals)) if vals else None, len(vals), totals[s])
+            pooled[s] = _pooled(rows)
             ld = [v for v in (_score("lds_final")(r) for r in rows) if v is not None]
-            lds[s] = float(np.mean(ld)) if ld else None
+            lds[s] = float(np.median(ld)) if ld else None
             beats[s] = sum(1 for r in rows if r.result.scores[RANK_METRIC].ci95[0] > 0)
-        out.append(MeanSkill(m, skill, lds, beats))
+        out.append(MeanSkill(m, skill, lds, beats, pooled))
 
     def key(ms: MeanSkill) -> tuple[float, ...]:
         return tuple(-v[0] if v[0] is not None else math.inf for v in ms.skill.values()) + (0.0,)

@@ -13,18 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tdabench.errors import DataError, TDABenchError
-from tdabench.results.mislabel import SCHEMA as MISLABEL_SCHEMA
 from tdabench.results.mislabel import MislabelResult
-from tdabench.results.record import READABLE_SCHEMAS, SCHEMA_VERSION, CellResult
+from tdabench.results.record import CellResult
 from tdabench.scores import spec as score_spec
 
-CellId = tuple[str, str, str, str]  # (benchmark, trajectory, split, method)
+CellId = tuple[str, str, str, str, int]  # (benchmark, trajectory, split, method, seed)
 REQUIRED_SCORES = ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")
 
 
@@ -39,7 +38,7 @@ class Entry:
     def cell(self) -> CellId:
         """The cell this result fills."""
         r = self.result
-        return (r.benchmark, r.trajectory, r.split, r.method)
+        return (r.benchmark, r.trajectory, r.split, r.method, r.seed)
 
     @property
     def predictions_path(self) -> Path | None:
@@ -94,12 +93,7 @@ def read_entry(path: Path) -> Entry:
     except (OSError, RecursionError, ValueError) as exc:
         raise DataError(path, f"cannot read ({type(exc).__name__})") from None
     if not isinstance(obj, dict) or "status" not in obj:
-        raise DataError(path, "not a tdabench result file (no 'status'); pass only results directories to --results")
-    version = obj.get("schema_version")
-    if version not in READABLE_SCHEMAS:
-        age = "newer" if isinstance(version, int) and version > SCHEMA_VERSION else "older"
-        fix = "regenerate it with `tdabench run --force`" if age == "older" else "upgrade tdabench"
-        raise DataError(path, f"result schema version {version!r} is {age} than this tdabench's ({SCHEMA_VERSION}); refusing to mix it in: {fix}", field="schema_version")
+        raise DataError(path, "not a tdabench result file (no 'status'); pass only results directories or archives to --results")
     result = CellResult.from_dict(obj, str(path))
     if result.status == "ok":
         missing = [m for m in REQUIRED_SCORES if m not in result.scores]
@@ -136,6 +130,18 @@ def check_versions(entries: Sequence[Entry]) -> None:
                 "with `tdabench run`, or pass --allow-mixed-versions")
 
 
+def check_data(entries: Sequence[Entry], mislabel: Iterable[MislabelResult] = ()) -> None:
+    """One line refusing two result sets of one benchmark computed on different data (its data
+    hash): merged from several machines, they would rank methods on different trajectories."""
+    seen: dict[str, tuple[str, str]] = {}
+    for bench, h, where in [(e.result.benchmark, e.result.data_hash, str(e.path)) for e in entries] + \
+                           [(m.benchmark, m.data_hash, f"the mislabel ranking {m.method!r}") for m in mislabel]:
+        if bench in seen and seen[bench][0] != h:
+            raise TDABenchError(f"results of {bench} come from two versions of its data ({seen[bench][0][:19]}... in {seen[bench][1]}; "
+                                f"{h[:19]}... in {where}): recompute one set on the other's benchmark, or leave one out")
+        seen.setdefault(bench, (h, where))
+
+
 def _created(entry: Entry) -> datetime:
     """When a result was written; results without a valid time count as oldest."""
     raw = entry.result.provenance.created
@@ -153,27 +159,28 @@ def collect(dirs: Sequence[Path], *, allow_mixed_versions: bool = False) -> Coll
     for root in dirs:
         root = Path(root)
         if not root.is_dir():
-            raise TDABenchError(f"results directory not found: {root}")
+            raise TDABenchError(f"results directory not found: {root} (--results takes a directory or an archive made by --export)")
         files += [(root, p) for p in sorted(root.rglob("*.json"))]
     if not files:
         raise TDABenchError(f"no result files under {', '.join(str(d) for d in dirs)} (run `tdabench run --out DIR` first)")
     digest = hashlib.sha256()
     by_cell: dict[CellId, list[Entry]] = {}
     problems: list[str] = []
-    mislabel: dict[tuple[str, str], MislabelResult] = {}
+    mislabel: dict[tuple[str, str, int], MislabelResult] = {}
     for root, path in files:
         try:
             raw = path.read_bytes()
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw)
             kind = _schema(raw)
-            if kind == MISLABEL_SCHEMA:
+            if kind == MislabelResult.SCHEMA:
                 got = MislabelResult.from_dict(json.loads(raw), str(path))
-                old = mislabel.get((got.benchmark, got.label))
-                if old is None or str(got.provenance.get("created", "")) >= str(old.provenance.get("created", "")):
-                    mislabel[(got.benchmark, got.label)] = got
+                old = mislabel.get((got.benchmark, got.method, got.seed))
+                if old is None or got.provenance.created >= old.provenance.created:
+                    mislabel[(got.benchmark, got.method, got.seed)] = got
                 continue
-            if kind is not None and kind.startswith("tdabench."):
-                continue  # another command's file (what-if answers, retraining outcomes): not a cell
+            if kind is not None and kind != CellResult.SCHEMA and kind.split("/")[0] in ("tdabench.whatif", "tdabench.mislabel-retrained",
+                                                                                         "tdabench.run", "tdabench.results"):
+                continue  # another command's file (what-if answers, retraining outcomes, an archive's manifest): not a cell
             entry = read_entry(path)
         except (DataError, OSError) as exc:
             problems.append(str(exc) if isinstance(exc, DataError) else f"{path}: cannot read ({exc.strerror})")
@@ -187,6 +194,7 @@ def collect(dirs: Sequence[Path], *, allow_mixed_versions: bool = False) -> Coll
         entries.append(group[0])
         if len(group) > 1:
             duplicates.append(Duplicate(cell, group[0], tuple(group[1:])))
+    check_data(entries, mislabel.values())
     if not allow_mixed_versions:
         check_versions(entries)
     return Collection(tuple(entries), tuple(duplicates), len(files), "sha256:" + digest.hexdigest(), tuple(problems),

@@ -127,7 +127,7 @@ def _row(table: Table, row: Row) -> str:
 
 def results_table(table: Table) -> str:
     """A sortable table of one (benchmark, metric, split)."""
-    tid = slug(f"t-{table.benchmark}-{table.metric}-{table.split}")
+    tid = slug(f"t-{table.benchmark}-{table.trajectory}-{table.split}")
     head = _th("#", "rank") + _th("method", "method", text=True) + "".join(_th(c.header, c.key) for c in COLUMNS) + _th("note", "note", text=True)
     body = "\n".join(_row(table, row) for row in table.rows)
     return f'<div class="scroll"><table class="sortable results" id="{tid}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>'
@@ -229,10 +229,10 @@ def _group(lb: Leaderboard, group: str) -> str:
             hashes = ", ".join(lb.provenance.data_hashes.get(bench, ()))
             out.append(f'<h3 id="b-{slug(bench)}">{escape(bench)}</h3>\n<p>Model size: {format_size(lb.model_sizes[bench])} · data <code>{escape(hashes)}</code></p>')
         out += [f"<h4>{escape(table_heading(t))}</h4>", results_table(t)]
-        s = lb.samples.get((t.benchmark, t.metric))
+        s = lb.samples.get((t.benchmark, t.trajectory))
         if s is not None and s.split == t.split:
-            caption = (f"Predicted (dashed) vs true (solid) {t.metric} of {len(s.test_ids)} test examples (evenly spaced ids) in evaluation run {s.run}, {s.split} split."
-                       if s.truth is not None else f"Predicted {t.metric} of {len(s.test_ids)} test examples in evaluation run {s.run}, {s.split} split. {s.note}.")
+            caption = (f"Predicted (dashed) vs true (solid) {t.trajectory} of {len(s.test_ids)} test examples (evenly spaced ids) in evaluation run {s.run}, {s.split} split."
+                       if s.truth is not None else f"Predicted {t.trajectory} of {len(s.test_ids)} test examples in evaluation run {s.run}, {s.split} split. {s.note}.")
             out.append(_figure(trajectory_svg(s), caption))
     out.append("</section>")
     return "\n".join(out)
@@ -273,7 +273,7 @@ def _issues(lb: Leaderboard) -> str:
         out.append(f'<h2 id="left-out">Files left out</h2>\n<ul>\n{items}\n</ul>')
     failed = [e.result for e in lb.collection.entries if e.result.status == "failed"]
     if failed:
-        rows = "\n".join(f'<tr class="failed"><td class="text">{escape(r.benchmark)}</td><td class="text">{r.metric}</td><td class="text">{r.split}</td>'
+        rows = "\n".join(f'<tr class="failed"><td class="text">{escape(r.benchmark)}</td><td class="text">{r.trajectory}</td><td class="text">{r.split}</td>'
                          f'<td class="text">{escape(r.method)}</td><td class="note text">{escape(r.error or "")}</td></tr>' for r in failed)
         head = "".join(_th(h, h, text=True) for h in ("benchmark", "metric", "split", "method", "error"))
         out.append(f'<h2 id="failed">Failed cells</h2>\n<div class="scroll"><table class="sortable" id="t-failed"><thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>')

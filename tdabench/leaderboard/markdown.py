@@ -160,7 +160,7 @@ def _issues(lb: Leaderboard) -> str:
     if failed:
         out.append("## Failed cells\n")
         out.append(md_table(["benchmark", "metric", "split", "method", "error"],
-                            [[esc(r.benchmark), r.metric, r.split, esc(r.method), esc(r.error or "")] for r in failed]))
+                            [[esc(r.benchmark), r.trajectory, r.split, esc(r.method), esc(r.error or "")] for r in failed]))
     if lb.collection.duplicates:
         out.append("## Duplicate results (the newest is kept)\n")
         rows = []

@@ -26,12 +26,12 @@ def by_benchmark(results: Sequence[MislabelResult]) -> dict[str, list[MislabelRe
         out.setdefault(r.benchmark, []).append(r)
     last = f"{FRACTIONS[-1]:g}"
     for rs in out.values():
-        rs.sort(key=lambda r: (r.status != "ok", -(r.fraction_found.get(last) or 0.0), -(r.auc or 0.0), r.label))
+        rs.sort(key=lambda r: (r.status != "ok", -(r.fraction_found.get(last) or 0.0), -(r.auc or 0.0), r.method))
     return out
 
 
 def _reference_found(rs: Sequence[MislabelResult]) -> float | None:
-    ref = next((r for r in rs if r.label == REFERENCE and r.status == "ok"), None)
+    ref = next((r for r in rs if r.method == REFERENCE and r.status == "ok"), None)
     return None if ref is None else ref.fraction_found.get(f"{FRACTIONS[-1]:g}")
 
 
@@ -41,12 +41,12 @@ def rows(rs: Sequence[MislabelResult]) -> list[list[str]]:
     out = []
     for r in rs:
         if r.status != "ok":
-            out.append([r.label, r.kind, *["–"] * (len(FRACTIONS) + 4), f"failed: {r.error}"])
+            out.append([r.method, r.ranker, *["–"] * (len(FRACTIONS) + 4), f"failed: {r.error}"])
             continue
         fx = r.fixing
         found = r.fraction_found.get(f"{FRACTIONS[-1]:g}")
-        beats = "" if r.kind == "baseline" or ref is None or found is None else ("yes" if found > ref else "no")
-        out.append([r.label, r.kind, *(num(r.fraction_found.get(f"{f:g}")) for f in FRACTIONS), num(r.auc),
+        beats = "" if r.ranker == "baseline" or ref is None or found is None else ("yes" if found > ref else "no")
+        out.append([r.method, r.ranker, *(num(r.fraction_found.get(f"{f:g}")) for f in FRACTIONS), num(r.auc),
                     num((fx.get("before") or {}).get("accuracy")), num((fx.get("after") or {}).get("accuracy")), num(r.accuracy_gain),
                     beats or fx.get("reason", "")])
     return out
@@ -67,7 +67,7 @@ def reference_line(rs: Sequence[MislabelResult]) -> str:
 
 def to_json(results: Sequence[MislabelResult]) -> list[dict[str, Any]]:
     """JSON rows: everything but the rankings themselves."""
-    return [{"benchmark": r.benchmark, "ranking": r.label, "kind": r.kind, "status": r.status, "error": r.error,
+    return [{"benchmark": r.benchmark, "ranking": r.method, "kind": r.ranker, "status": r.status, "error": r.error,
              "method_version": r.method_version, "n_candidates": r.n_candidates, "n_flipped": r.n_flipped,
              "fraction_found": dict(r.fraction_found), "auc": r.auc, "fixing": dict(r.fixing), "accuracy_gain": r.accuracy_gain}
             for rs in by_benchmark(results).values() for r in rs]

@@ -17,7 +17,7 @@ from tdabench.leaderboard.aggregate import MeanRank, MeanSkill, Table, build_tab
 from tdabench.leaderboard.collect import Collection, model_size
 from tdabench.leaderboard.published import Ordering, orderings
 from tdabench.leaderboard.samples import Samples, TruthSource, sample_trajectories
-from tdabench.results.record import cpu_count, git_revision
+from tdabench.results.provenance import cpu_count, git_revision
 
 ALL = "all"
 
@@ -101,7 +101,7 @@ def _samples(tables: Sequence[Table], truth: TruthSource, problems: list[str]) -
     """One split per (benchmark, trajectory): ``seen`` if it has ok cells, else the first that has."""
     out: dict[tuple[str, str], Samples] = {}
     for t in tables:  # sorted, so "seen" comes first within a (benchmark, trajectory)
-        key = (t.benchmark, t.metric)
+        key = (t.benchmark, t.trajectory)
         if key in out or not any(r.result.status == "ok" for r in t.rows):
             continue
         s = sample_trajectories([r.entry for r in t.rows], truth, problems)
@@ -114,7 +114,7 @@ def _sizes(tables: Sequence[Table], model_sizes: dict[str, float | None]) -> tup
     points: dict[str, dict[str, list[tuple[float, float]]]] = {}
     unknown: dict[str, list[str]] = {}
     for t in tables:
-        if t.metric != "loss" or t.split != "seen":
+        if t.trajectory != "loss" or t.split != "seen":
             continue
         size = model_sizes[t.benchmark]
         if size is None:
@@ -137,15 +137,15 @@ def assemble(coll: Collection, truth: TruthSource, command: str, now: datetime |
     """The leaderboard of a collection of results."""
     tables = build_tables(coll.entries)
     groups = tuple(sorted({t.group for t in tables}))
-    metrics = tuple(sorted({t.metric for t in tables}, key=lambda m: (m != "loss", m)))
+    metrics = tuple(sorted({t.trajectory for t in tables}, key=lambda m: (m != "loss", m)))
     ranks = {ALL: {m: mean_ranks(tables, m) for m in metrics}}
     for g in groups:
         gt = [t for t in tables if t.group == g]
-        ranks[g] = {m: mean_ranks(gt, m) for m in metrics if any(t.metric == m for t in gt)}
+        ranks[g] = {m: mean_ranks(gt, m) for m in metrics if any(t.trajectory == m for t in gt)}
     skills = {ALL: {m: mean_skills(tables, m) for m in metrics}}
     for g in groups:
         gt = [t for t in tables if t.group == g]
-        skills[g] = {m: mean_skills(gt, m) for m in metrics if any(t.metric == m for t in gt)}
+        skills[g] = {m: mean_skills(gt, m) for m in metrics if any(t.trajectory == m for t in gt)}
     by_setting: dict[str, tuple[tuple[str, ...], list[MeanRank]]] = {}
     for setting in ("it", "ft"):
         st = [t for t in tables if t.benchmark.split("/")[1:2] == [setting]]

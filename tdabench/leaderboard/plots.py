@@ -84,7 +84,7 @@ def trajectory_svg(s: Samples) -> str:
         for ax in axes[-1]:
             ax.set_xlabel("step")
         for ax in axes[:, 0]:
-            ax.set_ylabel(s.metric)
+            ax.set_ylabel(s.trajectory)
         what = "true (solid) vs predicted (dashed)" if s.truth is not None else "predicted only (dashed)"
         fig.suptitle(f"{s.benchmark} · {s.split}: {what}", fontsize=8)
         # Colours name the test examples; line styles say true or predicted.

@@ -1,14 +1,14 @@
-"""Sample trajectories for the plots: predictions from the ``.npz`` files, truth from the benchmark.
+"""Sample trajectories for the plots, and the benchmarks behind results.
 
-A result file holds predictions but not the true trajectories (they belong to the benchmark),
-so the truth is read from the benchmark itself when it can be found (``--benchmark ID|DIR``,
-or the result's id among the registered benchmarks) and its data hash equals the result's.
-Otherwise the plot shows predictions only and says why.
+Every ok cell stores a few predicted and true trajectories of one evaluation run
+(``CellResult.samples``), so the pages' plots need neither the predictions files nor the
+benchmarks. :class:`TruthSource` finds a result's benchmark (``--benchmark ID|DIR``, or the
+result's id among the registered benchmarks) when its data hash matches, for what only the
+benchmark knows: the mean and spread of its fit runs' trajectories.
 """
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,7 +88,7 @@ class Samples:
     """
 
     benchmark: str
-    metric: str
+    trajectory: str
     split: str
     run: str
     steps: np.ndarray
@@ -98,55 +98,27 @@ class Samples:
     note: str
 
 
-def _load(entry: Entry, problems: list[str]) -> dict[str, np.ndarray] | None:
-    """The predictions of an ok cell, or None with a line in ``problems`` saying why not."""
-    name = entry.result.predictions
-    path = entry.path.parent / name if name else None
-    if path is None or not path.is_file():
-        problems.append(f"{path or entry.path}: predictions file missing; {entry.result.method} is left out of the plot")
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if not {"pred", "runs", "test_ids", "steps"} <= set(z.files):
-                raise ValueError("arrays missing")
-            return {k: z[k] for k in ("pred", "runs", "test_ids", "steps")}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        problems.append(f"{path}: predictions unreadable ({type(exc).__name__}); {entry.result.method} is left out of the plot")
-        return None
-
-
 def sample_trajectories(entries: Sequence[Entry], truth: TruthSource, problems: list[str] | None = None) -> Samples | None:
-    """Samples for the ok cells of one (benchmark, trajectory, split), in the given order; a cell
-    whose predictions cannot be read is left out, with a line in ``problems``."""
+    """Samples for the ok cells of one (benchmark, trajectory, split), in the given order, from the
+    samples each cell stores (no predictions file or benchmark needed); a cell without them, or
+    with samples of other test examples, run or steps than the first one's, is left out of the plot."""
     problems = [] if problems is None else problems
-    loaded = [(e, _load(e, problems)) for e in entries if e.result.status == "ok"]
-    loaded = [(e, z) for e, z in loaded if z is not None and z["pred"].ndim == 3 and z["pred"].shape[0] > 0]
-    if not loaded:
+    ok = [e for e in entries if e.result.status == "ok"]
+    with_samples = [e for e in ok if e.result.samples.get("predicted")]
+    for e in ok:
+        if e not in with_samples:
+            problems.append(f"{e.path}: no plot samples in the cell; {e.result.method} is left out of the plot")
+    if not with_samples:
         return None
-    first = loaded[0][1]
-    run = str(first["runs"][0])
-    ids = np.asarray(first["test_ids"], dtype=np.int64)
-    # Evenly spaced over the sorted ids: deterministic, and not cherry-picked.
-    picks = np.unique(np.linspace(0, len(ids) - 1, min(N_SAMPLES, len(ids))).round().astype(int))
-    test_ids = np.sort(ids)[picks]
-    steps = np.asarray(first["steps"], dtype=np.int64)
+    first = with_samples[0].result.samples
+    run, ids, steps = str(first["run"]), np.asarray(first["test_ids"], dtype=np.int64), np.asarray(first["steps"], dtype=np.int64)
     preds: dict[str, np.ndarray] = {}
-    for e, z in loaded:
-        runs = [str(r) for r in z["runs"]]
-        pos = {int(t): i for i, t in enumerate(np.asarray(z["test_ids"], dtype=np.int64))}
-        if run not in runs or not all(int(t) in pos for t in test_ids) or not np.array_equal(z["steps"], steps):
+    for e in with_samples:
+        got = e.result.samples
+        if str(got["run"]) != run or list(got["test_ids"]) != ids.tolist() or list(got["steps"]) != steps.tolist():
             continue
-        preds[e.result.method] = np.asarray(z["pred"][runs.index(run)][[pos[int(t)] for t in test_ids]], dtype=np.float64)
-    r0 = loaded[0][0].result
-    bench, note = truth.lookup(r0.benchmark, r0.data_hash)
-    values = None
-    if bench is not None:
-        try:
-            tr = bench.run(run).trajectories[r0.metric]
-            rows = bench.test.positions(test_ids)
-            if np.any(rows < 0) or not np.array_equal(tr.steps, steps):
-                raise TDABenchError("the predictions do not match the benchmark's test ids or steps")
-            values = tr.values[rows]
-        except (TDABenchError, KeyError) as exc:
-            note = f"true trajectories not shown: {exc}"
-    return Samples(r0.benchmark, r0.metric, r0.split, run, steps, test_ids, values, preds, note)
+        preds[e.result.method] = np.asarray(got["predicted"], dtype=np.float64)
+    r0 = with_samples[0].result
+    values = np.asarray(first["true"], dtype=np.float64) if first.get("true") is not None else None
+    note = "" if values is not None else "true trajectories not stored in the cells"
+    return Samples(r0.benchmark, r0.trajectory, r0.split, run, steps, ids, values, preds, note)

@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,4 +144,29 @@ def summarize(run_dirs: Sequence[Path]) -> dict[str, object]:
     for part, acc in parts.items():
         if acc:
             out[part] = {"steps": steps[part], **{g: [round(float(x), 4) for x in np.mean(np.asarray(v, dtype=float), axis=0)] for g, v in acc.items()}}
+    return out
+
+
+def describe_properties(props: Mapping[str, Any]) -> list[str]:
+    """A benchmark's measured properties (an index entry's), one line each, for ``tdabench list benchmarks -v``."""
+    out = []
+    t = props.get("targets")
+    if isinstance(t, Mapping):
+        learned = f", final {t['final_over_step0']:.2f}x ({'learned' if t['learned'] else 'not learned'}: target <= {LEARNING_LIMIT}x)"
+        out.append(f"mean test loss {t['start']:.3f} at step 0; step 1 {t['step1_over_step0']:.2f}x, max {t['max_over_step0']:.2f}x "
+                   f"({'no transient' if t['no_transient'] else 'transient'}: target <= {TRANSIENT_LIMIT}x){learned}")
+    for key, name in (("label_accuracy", "label accuracy"), ("text_scores", "BLEU / ROUGE-L")):
+        part = props.get(key)
+        if isinstance(part, Mapping):
+            steps = part.get("steps", [])
+            vals = "; ".join(f"{g} {v[0]:.3g} -> {v[1]:.3g}" for g, v in part.items() if g != "steps")
+            out.append(f"{name} at steps {steps[0]} and {steps[-1]}: {vals}" if steps else f"{name}: {vals}")
+    h = props.get("headroom")
+    if isinstance(h, Mapping) and h.get("reference_over_constant") is not None:
+        out.append(f"headroom: the zero line leaves {h['reference_over_constant']:.2f} of the evaluation runs' squared movement "
+                   f"(zero line mse {h['mse_reference']:.4g}, constant {h['mse_constant']:.4g})")
+    if props.get("run_seconds_per_run") is not None:
+        out.append(f"recording one run took {props['run_seconds_per_run']:.1f} s here (training and observing every step)")
+    if props.get("not_ranked"):
+        out.append(f"not ranked in the tier summaries: {props['not_ranked']}")
     return out

@@ -40,7 +40,7 @@ from tdabench.recorder.properties import accuracy, label_choices, write_summary
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task, with_flipped_labels
 from tdabench.simulator import Resources
 from tdabench.recorder.train import Schedule, train
-from tdabench.results.record import provenance
+from tdabench.results.provenance import provenance
 from tdabench.sources.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
 
 UNSEEN_SEED_OFFSET = 1000  # pool-B runs use seeds seed + 1000 + j

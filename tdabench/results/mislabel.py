@@ -18,24 +18,26 @@ Definitions (docs/metrics.md, "Mislabel identification"):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from tdabench.data import Benchmark
 from tdabench.errors import DataError, TDABenchError
-from tdabench.formats.jsonl import atomic_write_text, load_json_text
-from tdabench.results.record import escape
+from tdabench.formats.jsonl import load_json_text
+from tdabench.results.record import Record, benchmark_dir, escape, record_key, write_json
+from tdabench.scores import MISLABEL_FRACTIONS, Score
 
-SCHEMA = "tdabench.mislabel/1"
 #: Shares of the candidates inspected, as GPTfluence reports them.
-FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+FRACTIONS: tuple[float, ...] = MISLABEL_FRACTIONS
+#: Random orders drawn for the ``random`` baseline: its scores are the mean over them (their
+#: expectations are 0.5 for the AUC and ``f`` for the share found at ``f``), its interval their spread.
+RANDOM_DRAWS = 1000
 #: The share inspected and fixed before retraining.
 FIX_FRACTION = 0.4
 BASELINES: tuple[str, ...] = ("random", "training-loss")
@@ -125,70 +127,83 @@ class Outcome:
         return {"loss": self.loss, "accuracy": self.accuracy, "runs": self.runs}
 
 
-@dataclass(frozen=True)
-class MislabelResult:
-    """One ranking's result on one benchmark (a file of its own, schema :data:`SCHEMA`).
+def detection_scores(suspicion: np.ndarray, flipped: np.ndarray) -> tuple[np.ndarray, dict[str, Score]]:
+    """(inspection order, scores) of one ranking: ``auc`` and ``found_at_<f>`` (one value each, n candidates)."""
+    order, found, auc = detection(suspicion, flipped)
+    n = len(order)
+    nan = float("nan")
+    scores = {"auc": Score(auc, nan, (nan, nan), n), **{f"found_at_{k}": Score(v, nan, (nan, nan), n) for k, v in found.items()}}
+    return order, scores
+
+
+def random_scores(flipped: np.ndarray, seed: int, draws: int = RANDOM_DRAWS) -> dict[str, Score]:
+    """The ``random`` baseline as an expectation: each score's mean over ``draws`` seeded random
+    orders, their standard deviation, and the 2.5-97.5 percentiles as the interval."""
+    rng = np.random.default_rng([seed, 20240607])
+    flipped = np.asarray(flipped, dtype=bool)
+    per: dict[str, list[float]] = {}
+    for _ in range(draws):
+        hits = flipped[rng.permutation(len(flipped))]
+        per.setdefault("auc", []).append(detection_auc(hits))
+        for k, v in fraction_found(hits).items():
+            per.setdefault(f"found_at_{k}", []).append(v)
+    out = {}
+    for name, vals in per.items():
+        a = np.asarray(vals)
+        lo, hi = np.percentile(a, [2.5, 97.5])
+        out[name] = Score(float(a.mean()), float(a.std()), (float(lo), float(hi)), len(flipped))
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class MislabelResult(Record):
+    """One ranking's result on one benchmark: the envelope of :class:`~tdabench.results.record.Record`
+    (``method`` is the ranking's label: a method's display name or a baseline's) and:
 
     Attributes:
-        benchmark, data_hash: what was ranked.
-        label: the ranking's name (a method's display name, or a baseline's).
-        kind: ``method`` or ``baseline``.
-        key: the hash of everything the result depends on (a changed input recomputes it).
-        status: ``ok`` or ``failed`` (``error`` says why).
-        method_name, method_version, distribution, config: the method as run (baselines: empty).
+        ranker: ``method`` or ``baseline``.
         n_candidates, n_flipped: the candidates ranked.
-        fraction_found, auc: see the module docstring.
         ranking: candidate ids in inspection order.
         fixing: the top :data:`FIX_FRACTION` relabelled and retrained: ``inspected``, ``fixed``,
             ``retrained_runs`` (the evaluation runs retrained), ``before``, ``after``,
             ``all_fixed`` (:class:`Outcome` dicts), or ``reason`` when it could not be done.
-        provenance: as in run results.
+
+    Its scores are ``auc`` and ``found_at_<f>`` (:data:`tdabench.scores.MISLABEL_SCORE_NAMES`).
     """
 
-    benchmark: str
-    data_hash: str
-    label: str
-    kind: str
-    key: str
-    status: str
-    error: str | None = None
-    method_name: str = ""
-    method_version: str = ""
-    distribution: str = ""
-    config: Mapping[str, Any] = field(default_factory=dict)
-    seed: int = 0
+    KIND: ClassVar[str] = "mislabel"
+    SCHEMA: ClassVar[str] = "tdabench.mislabel/2"
+
+    ranker: Literal["method", "baseline"] = "method"
     n_candidates: int = 0
     n_flipped: int = 0
-    fraction_found: Mapping[str, float] = field(default_factory=dict)
-    auc: float | None = None
     ranking: tuple[int, ...] = ()
     fixing: Mapping[str, Any] = field(default_factory=dict)
-    provenance: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with the schema first."""
-        from dataclasses import asdict
-
-        return {"schema": SCHEMA, **asdict(self), "ranking": list(self.ranking)}
+    def _extra_to_dict(self, d: dict[str, Any]) -> dict[str, Any]:
+        d["config"], d["fixing"], d["ranking"] = dict(self.config), dict(self.fixing), list(self.ranking)
+        return d
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> MislabelResult:
-        """Validated; anything wrong is one line naming the file and field."""
-        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
-            raise DataError(where, f"not a mislabel result (schema {SCHEMA!r} expected)", field="schema")
-        names = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - names - {"schema"})
-        if unknown:
-            raise DataError(where, f"unknown field {unknown[0]!r}", field=unknown[0])
-        for name in ("benchmark", "label", "kind", "key", "status"):
-            if not isinstance(d.get(name), str):
-                raise DataError(where, f"expected a string, got {d.get(name)!r}", field=name)
-        if d["status"] not in ("ok", "failed"):
-            raise DataError(where, f"status must be ok or failed, got {d['status']!r}", field="status")
-        found = d.get("fraction_found", {})
-        if d["status"] == "ok" and (not isinstance(found, dict) or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in found.values())):
-            raise DataError(where, "fraction_found must map fractions to shares in [0, 1]", field="fraction_found")
-        return cls(**{k: v for k, v in d.items() if k in names and k != "ranking"}, ranking=tuple(int(i) for i in d.get("ranking", ())))
+    def _extra_from_dict(cls, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("ranker") not in ("method", "baseline"):
+            raise ValueError("'ranker' must be 'method' or 'baseline'")
+        for name, s in body["scores"].items():
+            if not (s.mean != s.mean or 0.0 <= s.mean <= 1.0):
+                raise ValueError(f"score {name!r} must be a share in [0, 1], got {s.mean}")
+        body["ranking"] = tuple(int(i) for i in body.get("ranking", ()))
+        return body
+
+    @property
+    def auc(self) -> float | None:
+        """The detection AUC (None unless ok)."""
+        s = self.scores.get("auc")
+        return None if s is None else s.mean
+
+    @property
+    def fraction_found(self) -> dict[str, float]:
+        """``{"0.1": share found, ...}`` from the ``found_at_<f>`` scores."""
+        return {k.removeprefix("found_at_"): s.mean for k, s in self.scores.items() if k.startswith("found_at_")}
 
     @property
     def accuracy_gain(self) -> float | None:
@@ -198,23 +213,21 @@ class MislabelResult:
 
 
 def result_key(bench: Benchmark, parts: Mapping[str, Any]) -> str:
-    """The hash a result is reused by: the data, and everything else it depends on."""
-    blob = json.dumps({"data": bench.content_hash, **parts}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """The key a ranking is reused by (:func:`~tdabench.results.record.record_key` of the data and ``parts``)."""
+    return record_key(MislabelResult.KIND, {"data": bench.content_hash, **parts})
 
 
-def result_path(out: Path, benchmark: str, label: str) -> Path:
-    """``out/<benchmark>/mislabel/<label>.json``, the benchmark named as in run results and every
-    part escaped, so it stays inside ``out``."""
-    return Path(out) / "__".join(escape(p) for p in benchmark.split("/")) / "mislabel" / f"{escape(label)}.json"
+def result_path(out: Path, benchmark: str, label: str, seed: int = 0) -> Path:
+    """``out/<benchmark>/mislabel/<label>/seed-<seed>.json``, the benchmark named as in run results
+    and every part escaped, so it stays inside ``out``."""
+    return benchmark_dir(out, benchmark) / "mislabel" / escape(label) / f"seed-{int(seed)}.json"
 
 
 def write(out: Path, result: MislabelResult) -> MislabelResult:
     """Write atomically; return the result as it reads back (JSON types: lists, not tuples)."""
-    path = result_path(out, result.benchmark, result.label)
-    text = json.dumps(result.to_dict(), indent=1)
-    atomic_write_text(path, text + "\n")
-    return MislabelResult.from_dict(json.loads(text), str(path))
+    path = result_path(out, result.benchmark, result.method, result.seed)
+    write_json(path, result)
+    return read(path)
 
 
 def read(path: Path) -> MislabelResult:
@@ -226,9 +239,9 @@ def read(path: Path) -> MislabelResult:
     return MislabelResult.from_dict(load_json_text(raw, Path(path)), str(path))
 
 
-def reusable(out: Path, benchmark: str, label: str, key: str) -> MislabelResult | None:
+def reusable(out: Path, benchmark: str, label: str, key: str, seed: int = 0) -> MislabelResult | None:
     """The finished result with this key, if one is on disk."""
-    path = result_path(out, benchmark, label)
+    path = result_path(out, benchmark, label, seed)
     try:
         got = read(path)
     except (DataError, OSError):

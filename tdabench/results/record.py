@@ -1,13 +1,22 @@
-"""Result files: one JSON per cell (benchmark, trajectory, split, method label, seed), plus predictions.
+"""One result record for every command: the envelope, its key, its path, and a run cell.
 
-Layout under the results directory (every component escaped, see :func:`escape`)::
+Every command writes the same envelope (:class:`Record`): ``schema`` (``tdabench.<kind>/<n>``),
+``key`` (:func:`record_key`: everything the result depends on, tdabench's and the scoring's
+versions included), a :data:`Status`, the benchmark and its data hash, the method (label,
+registered name, version, distribution, config), the seed, the scores (each a
+:class:`~tdabench.scores.Score` with its direction in :data:`~tdabench.scores.SCORES`), an
+error and the :class:`~tdabench.results.provenance.Provenance`. Each kind adds its own fields:
+:class:`CellResult` (``tdabench run``), ``MislabelResult`` (``tdabench mislabel``) and
+``WhatIfResult`` (``tdabench simulate``).
+
+Layout under a results directory (every component escaped, see :func:`escape`)::
 
     <benchmark id, components joined by '__'>/<trajectory>/<split>/<method label>/seed-<seed>.json
     ...                                                                      /seed-<seed>.npz   (predictions)
+    <benchmark id ...>/mislabel/<ranking label>/seed-<seed>.json
 
-The schema is documented in docs/formats.md; ``SCHEMA_VERSION`` changes when it does, and
-files of schema 1 (flat ``<split>/<method>.json``, ``metric`` and ``metrics`` keys) still load.
-A cell is built once, as a frozen value: writing it never changes it.
+The schema is documented in docs/formats.md. A record is built once, as a frozen value:
+writing it never changes it.
 """
 
 from __future__ import annotations
@@ -16,169 +25,195 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
-import platform
-import subprocess
 import zipfile
 from collections.abc import Mapping
-from functools import lru_cache
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 import numpy as np
 
 from tdabench.errors import DataError, TDABenchError
 from tdabench.formats.jsonl import atomic_write_bytes, atomic_write_text, load_json_text
+from tdabench.results.provenance import Provenance, package_version, provenance
 from tdabench.scores import SCORING_VERSION, Score
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
 Status = Literal["ok", "n/a", "failed"]
 STATUSES: tuple[str, ...] = get_args(Status)
-_PACKAGES = ("tdabench", "numpy", "scipy", "torch", "transformers", "pluggy")
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-")
+R = TypeVar("R", bound="Record")
+
+__all__ = ["CellResult", "Provenance", "Record", "STATUSES", "Status", "cell_key", "escape", "predictions_readable", "provenance",
+           "read_result", "read_results", "record_key", "result_path", "write_result"]
 
 
-@dataclass(frozen=True)
-class Provenance:
-    """What it takes to reproduce a result.
+def _finite(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by None, recursively: result files are standard JSON."""
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, np.generic):
+        return _finite(x.item())
+    return x
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """The envelope every command writes (see the module docstring).
 
     Attributes:
-        versions: python and the packages that compute results.
-        git: the tdabench source commit (``-dirty`` if modified), when run from a checkout.
-        command: the command that wrote the result, as given by the caller.
-        seed: the seed passed to the method.
-        machine: OS, architecture and CPUs.
-        created: when the result was written (UTC, ISO 8601).
+        key: hash of everything the result depends on; equal keys mean reusable.
+        status: ``ok``; ``n/a`` (the method cannot serve it; ``reason`` says why, run cells only);
+            or ``failed`` (``error`` holds the message).
+        method: the label it is shown under; ``method_name`` the registered name (empty for a
+            baseline ranking), ``method_version`` its version, ``distribution`` the package that
+            registered it, ``origin`` where it came from, ``config`` its options.
+        scores: score name -> :class:`~tdabench.scores.Score`.
     """
 
-    versions: Mapping[str, str | None] = field(default_factory=dict)
-    git: str | None = None
-    command: str = ""
+    KIND: ClassVar[str] = ""
+    SCHEMA: ClassVar[str] = ""
+
+    key: str
+    status: Status
+    benchmark: str
+    data_hash: str
+    method: str
+    method_name: str = ""
+    method_version: str = ""
+    distribution: str = ""
+    origin: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
-    machine: str = ""
-    created: str = ""
+    scores: Mapping[str, Score] = field(default_factory=dict)
+    error: str | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (docs/formats.md): ``schema`` first, then every field; standard JSON only."""
+        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["scores"] = {k: s.to_dict() for k, s in self.scores.items()}
+        d["provenance"] = self.provenance.to_dict()
+        return _finite({"schema": self.SCHEMA, **self._extra_to_dict(d)})
+
+    def _extra_to_dict(self, d: dict[str, Any]) -> dict[str, Any]:
+        """A kind's own fields in JSON form (override)."""
+        return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Provenance:
-        """From the JSON form (unknown keys are ignored: older and newer files load)."""
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+    def from_dict(cls: type[R], d: Any, where: str = "result") -> R:
+        """Parse and validate a record of this kind; anything wrong is a one-line :class:`DataError`."""
+        if not isinstance(d, dict):
+            raise DataError(where, f"not a tdabench result (a JSON {type(d).__name__}, expected an object)")
+        schema = d.get("schema")
+        if schema != cls.SCHEMA:
+            kind = str(schema).split("/")[0] if isinstance(schema, str) else None
+            why = (f"schema {schema!r} is another version of this kind than this tdabench's {cls.SCHEMA!r}: regenerate it with --force "
+                   "or use the tdabench that wrote it") if kind == cls.SCHEMA.split("/")[0] else f"expected schema {cls.SCHEMA!r}, got {schema!r}"
+            raise DataError(where, why, field="schema")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names - {"schema"})
+        if unknown:
+            raise DataError(where, f"unknown field {unknown[0]!r}", field=unknown[0])
+        for name in ("key", "benchmark", "data_hash", "method"):
+            if not isinstance(d.get(name), str):
+                raise DataError(where, f"expected a string, got {d.get(name)!r}", field=name)
+        if d.get("status") not in STATUSES:
+            raise DataError(where, f"status must be one of {', '.join(STATUSES)}", field="status")
+        body = {k: v for k, v in d.items() if k != "schema"}
+        try:
+            body["scores"] = {k: Score.from_dict(v) for k, v in (body.get("scores") or {}).items()}
+            body["provenance"] = Provenance.from_dict(body.get("provenance") or {})
+            return cls(**cls._extra_from_dict(body))
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise DataError(where, f"invalid result: {exc}") from None
+
+    @classmethod
+    def _extra_from_dict(cls, body: dict[str, Any]) -> dict[str, Any]:
+        """A kind's own fields from JSON form (override)."""
+        return body
 
 
-@dataclass(frozen=True)
-class CellResult:
-    """The outcome of one cell.
+def record_key(kind: str, parts: Mapping[str, Any]) -> str:
+    """The one key function: a hash of the kind, tdabench's version, the scoring version and
+    ``parts`` (everything else the result depends on)."""
+    blob = json.dumps({"kind": kind, "tdabench": package_version("tdabench"), "scoring": SCORING_VERSION, **parts},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellResult(Record):
+    """The outcome of one cell of ``tdabench run`` (benchmark, trajectory, split, method, seed).
 
     Attributes:
-        status: ``ok``; ``n/a`` (the method cannot serve the cell; ``reason`` says why); or
-            ``failed`` (``error`` holds the message).
-        method: the label it is shown under; ``method_name`` is the registered name,
-            ``method_version`` its version, ``distribution`` the package that registered it,
-            ``config`` its options.
         trajectory: what was simulated (loss, bleu, ...).
+        split: the split scored.
         fit: which fit served the cell: ``all-test`` (every test example) or ``withheld-test``
             (the held-out test examples withheld, for the unseen-test splits).
-        key: hash of everything that determines the result; equal keys mean reusable.
-        scores: score name -> :class:`~tdabench.scores.Score`; ``group_scores`` the same per
-            test group (mixtures), and ``reference`` the split's headroom diagnostics.
+        group_scores: the scores per test group (mixtures); ``reference`` the split's headroom.
+        reason: why an ``n/a`` cell is not applicable.
         fit_info: what the method chose while fitting, from its optional ``fit_info()``.
+        fit_s, simulate_s, peak_mem_mb: the method's cost (docs/formats.md says how it is measured).
+        n_runs, n_test: the split's evaluation runs and test examples.
+        predictions: the ``.npz`` beside the JSON (every prediction; ``tdabench leaderboard --verify``).
+        samples: a few predicted and true trajectories of one evaluation run, for the pages' plots.
         in_sample: the runner rescaled the predicted change by a least-squares fit to this
             split's own truth, because the method asked (``fit_info()["in_sample_scale"]``, the
             published TracIn-CP protocol): not comparable with out-of-sample cells.
     """
 
-    status: Status
-    method: str
-    method_name: str
-    config: Mapping[str, Any]
-    origin: str
-    benchmark: str
-    data_hash: str
+    KIND: ClassVar[str] = "cell"
+    SCHEMA: ClassVar[str] = "tdabench.cell/3"
+
     trajectory: str
     split: str
-    seed: int
-    key: str
-    method_version: str = "0"
-    distribution: str = ""
     fit: str = ""
-    scores: Mapping[str, Score] = field(default_factory=dict)
     group_scores: Mapping[str, Mapping[str, Score]] = field(default_factory=dict)
     reference: Mapping[str, float | None] = field(default_factory=dict)
     reason: str | None = None
-    error: str | None = None
     fit_s: float | None = None
     simulate_s: float | None = None
     peak_mem_mb: float | None = None
     n_runs: int = 0
     n_test: int = 0
     predictions: str | None = None
+    samples: Mapping[str, Any] = field(default_factory=dict)
     fit_info: Mapping[str, Any] = field(default_factory=dict)
-    provenance: Provenance = field(default_factory=Provenance)
     in_sample: bool = False
 
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
-
-    @property
-    def metric(self) -> str:
-        """The old name of :attr:`trajectory`."""
-        return self.trajectory
-
-    @property
-    def metrics(self) -> Mapping[str, Score]:
-        """The old name of :attr:`scores`."""
-        return self.scores
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (see docs/formats.md)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    def _extra_to_dict(self, d: dict[str, Any]) -> dict[str, Any]:
         d["config"] = dict(self.config)
-        d["scores"] = {k: s.to_dict() for k, s in self.scores.items()}
         d["group_scores"] = {g: {k: s.to_dict() for k, s in sc.items()} for g, sc in self.group_scores.items()}
         d["reference"] = dict(self.reference)
         d["fit_info"] = dict(self.fit_info)
-        d["provenance"] = dataclasses.asdict(self.provenance)
-        return {"schema_version": SCHEMA_VERSION, **d}
+        d["samples"] = dict(self.samples)
+        return d
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "result") -> CellResult:
-        """Parse and validate a result object of any readable schema."""
-        if not isinstance(d, dict):
-            raise DataError(where, f"not a tdabench result (a JSON {type(d).__name__}, expected an object)")
-        version = d.get("schema_version")
-        if version not in READABLE_SCHEMAS:
-            raise DataError(where, f"result schema version {version!r} is not supported (expected {SCHEMA_VERSION}); rerun with --force",
-                            field="schema_version")
-        body = {k: v for k, v in d.items() if k not in ("schema_version", "generalization_gap")}
-        if version == 1:  # the old words for trajectory and scores
-            body["trajectory"] = body.pop("metric", None)
-            body["scores"] = body.pop("metrics", {})
-        if body.get("status") not in STATUSES:
-            raise DataError(where, f"status must be one of {', '.join(STATUSES)}", field="status")
-        try:
-            scores = {k: Score.from_dict(v) for k, v in (body.pop("scores", None) or {}).items()}
-            groups = {g: {k: Score.from_dict(v) for k, v in sc.items()} for g, sc in (body.pop("group_scores", None) or {}).items()}
-            prov = Provenance.from_dict(body.pop("provenance", None) or {})
-            known = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in body.items() if k in known}, scores=scores, group_scores=groups, provenance=prov)
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise DataError(where, f"invalid result: {exc}") from None
+    def _extra_from_dict(cls, body: dict[str, Any]) -> dict[str, Any]:
+        body["group_scores"] = {g: {k: Score.from_dict(v) for k, v in sc.items()} for g, sc in (body.get("group_scores") or {}).items()}
+        for name in ("trajectory", "split"):
+            if not isinstance(body.get(name), str):
+                raise ValueError(f"'{name}' must be a string")
+        return body
 
 
 def cell_key(*, method_name: str, method_version: str, distribution: str, config: Mapping[str, Any], benchmark: str,
              data_hash: str, trajectory: str, split: str, seed: int, fit: str) -> str:
-    """Hash of what determines a cell's result: the method and its version, the versions of
-    tdabench and of the package that registered it, the config, data, split, seed and fit."""
-    blob = json.dumps({
-        "method": method_name, "method_version": method_version, "distribution": distribution,
-        "tdabench": _version("tdabench"), "scoring": SCORING_VERSION, "config": dict(config), "benchmark": benchmark,
-        "data": data_hash, "trajectory": trajectory, "split": split, "seed": seed, "fit": fit,
-    }, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """The key of a run cell: the method and its version, the package that registered it, the
+    config, data, trajectory, split, seed and fit (and, through :func:`record_key`, the versions)."""
+    return record_key(CellResult.KIND, {
+        "method": method_name, "method_version": method_version, "distribution": distribution, "config": dict(config),
+        "benchmark": benchmark, "data": data_hash, "trajectory": trajectory, "split": split, "seed": seed, "fit": fit,
+    })
 
 
 def escape(component: str) -> str:
@@ -189,10 +224,19 @@ def escape(component: str) -> str:
     return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in component)
 
 
+def benchmark_dir(out: Path, benchmark: str) -> Path:
+    """``out/<benchmark id, escaped, components joined by '__'>``."""
+    return Path(out) / "__".join(escape(part) for part in benchmark.split("/"))
+
+
 def result_path(out: Path, benchmark: str, trajectory: str, split: str, method: str, seed: int) -> Path:
     """Where a cell's JSON lives; every part of the key is a path component, none can leave ``out``."""
-    bench = "__".join(escape(part) for part in benchmark.split("/"))
-    return Path(out) / bench / escape(trajectory) / escape(split) / escape(method) / f"seed-{int(seed)}.json"
+    return benchmark_dir(out, benchmark) / escape(trajectory) / escape(split) / escape(method) / f"seed-{int(seed)}.json"
+
+
+def write_json(path: Path, record: Record) -> None:
+    """Write a record's JSON atomically (the commit point of a result)."""
+    atomic_write_text(path, json.dumps(record.to_dict(), indent=1, allow_nan=False) + "\n")
 
 
 def write_result(out: Path, result: CellResult, predictions: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> CellResult:
@@ -203,12 +247,12 @@ def write_result(out: Path, result: CellResult, predictions: np.ndarray | None =
         np.savez_compressed(buf, pred=predictions.astype(np.float32), **(extra or {}))
         atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
         result = dataclasses.replace(result, predictions=path.with_suffix(".npz").name)
-    atomic_write_text(path, json.dumps(result.to_dict(), indent=1) + "\n")
+    write_json(path, result)
     return result
 
 
 def read_result(path: Path) -> CellResult:
-    """Read and validate one result file; anything unreadable is a one-line :class:`DataError`."""
+    """Read and validate one run cell; anything unreadable is a one-line :class:`DataError`."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -226,43 +270,5 @@ def predictions_readable(path: Path) -> bool:
 
 
 def read_results(root: Path) -> list[CellResult]:
-    """Every result under ``root``."""
-    return [read_result(p) for p in sorted(Path(root).rglob("*.json"))]
-
-
-def _version(pkg: str) -> str | None:
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return None
-
-
-def provenance(seed: int, command: str) -> Provenance:
-    """Versions, git hash, command, machine and time: what it takes to reproduce a result."""
-    return Provenance(
-        versions={"python": platform.python_version(), **{pkg: _version(pkg) for pkg in _PACKAGES}},
-        git=git_revision(),
-        command=command,
-        seed=seed,
-        machine=f"{platform.system()} {platform.machine()}, {cpu_count()} CPUs",
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-
-
-def cpu_count() -> int:
-    """CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-@lru_cache(maxsize=1)
-def git_revision() -> str | None:
-    """The git commit of the tdabench source tree (with ``-dirty`` if modified), if in a checkout."""
-    src = Path(__file__).resolve().parents[2]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5)
-        if rev.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src, capture_output=True, text=True, timeout=5)
-        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+    """Every run cell under ``root`` (mislabel records are skipped)."""
+    return [read_result(p) for p in sorted(Path(root).rglob("seed-*.json")) if p.parent.parent.name != "mislabel"]

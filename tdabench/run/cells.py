@@ -23,7 +23,8 @@ from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
 from tdabench.methods.zero_line import ZeroLine
 from tdabench.results.record import CellResult, cell_key, predictions_readable, provenance, read_result, result_path, write_result
-from tdabench.scores import OverflowingPrediction, Score, headroom, score_groups
+from tdabench.scores import OverflowingPrediction, Score, headroom
+from tdabench.scoring import score_groups
 from tdabench.simulator import MethodSpec, config_dict
 from tdabench.run.views import SPLIT_FIT, fit_data, group_rows, not_applicable, split_view
 from tdabench.run.worker import Fitted, FitTask, MethodJob
@@ -216,6 +217,21 @@ def in_sample_rescaled(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return pred[:, :, :1] + (float((p * t).sum()) / denom if denom > 0 else 0.0) * p
 
 
+#: Test examples of the first evaluation run kept in every ok cell for the pages' plots.
+N_SAMPLES = 3
+
+
+def plot_samples(q: Any, pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """A few predicted and true trajectories of the split's first evaluation run, stored in the
+    cell so that the pages' plots need neither predictions files nor benchmarks. The test
+    examples are evenly spaced over the sorted ids: the same in every method's cell, not chosen."""
+    ids = np.asarray(q.test.ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    picks = order[np.unique(np.linspace(0, len(ids) - 1, min(N_SAMPLES, len(ids))).round().astype(int))]
+    return {"run": str(q.runs.names[0]), "test_ids": ids[picks].tolist(), "steps": np.asarray(q.runs.steps).tolist(),
+            "predicted": np.round(pred[0, picks], 6).tolist(), "true": np.round(truth[0, picks], 6).tolist()}
+
+
 def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
     """Score the predictions of one fit that came back and write its pending cells."""
     unit, bench = state.unit, state.bench
@@ -245,6 +261,7 @@ def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
             base, scores=scores, group_scores=by_group, reference=headroom(truth, ref) if ref is not None else {}, simulate_s=round(sim.seconds, 4),
             peak_mem_mb=round(max(fitted.peak_mb, sim.peak_mb), 1), n_runs=int(truth.shape[0]), n_test=int(truth.shape[1]),
         )
+        done = dataclasses.replace(done, samples=plot_samples(q, pred, truth))
         extra = {"runs": np.array(q.runs.names), "test_ids": q.test.ids, "steps": q.runs.steps}
         cells.append(_finish(unit, done, pred, extra))
     return cells

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from tdabench.run.cells import MethodChoice
 from tdabench.data import Benchmark, ExampleSet
 from tdabench.errors import TDABenchError
-from tdabench.run.executors import Job
+from tdabench.run.executors import Job, make_executor
 from tdabench.formats.jsonl import atomic_write_text
 from tdabench.results.mislabel import (
     BASELINES,
@@ -37,14 +37,14 @@ from tdabench.results.mislabel import (
     Outcome,
     baseline_suspicion,
     candidates,
-    detection,
+    detection_scores,
+    random_scores,
     result_key,
     result_path,
     reusable,
     write,
 )
-from tdabench.run.pool import WorkerPool
-from tdabench.results.record import provenance
+from tdabench.results.provenance import provenance
 from tdabench.recorder.retrain import Trainer, label_accuracy, trainer_for
 from tdabench.simulator import FitData, MethodSpec, config_dict
 from tdabench.run.views import fit_data
@@ -120,6 +120,8 @@ class Settings:
     seed: int = 0
     jobs: int = 1
     timeout: float | None = None
+    executor: str = "local"
+    ray_address: str | None = None
     retrain: bool = True
     retrain_runs: int | None = None
     cache_dir: str | None = None
@@ -133,7 +135,7 @@ def identify(bench: Benchmark, choices: Sequence[MethodChoice], s: Settings) -> 
     cands = candidates(bench)
     todo = rankers(choices)
     keys = {r.label: result_key(bench, r.key_parts(s)) for r in todo}
-    done = {r.label: got for r in todo if (got := reusable(s.out, bench.id, r.label, keys[r.label])) is not None}
+    done = {r.label: got for r in todo if (got := reusable(s.out, bench.id, r.label, keys[r.label], s.seed)) is not None}
     for r in todo:
         if r.label not in done and r.choice is None:
             done[r.label] = _write_ranking(bench, cands, r, keys[r.label], baseline_suspicion(r.label, bench, cands.ids, s.seed), None, s)
@@ -166,23 +168,26 @@ def _rank_methods(bench: Benchmark, cands: Candidates, pending: list[Ranker], s:
             finished(pending[i], None if error else -np.asarray(value, dtype=np.float64), error)
             bar.update(1)
 
-        WorkerPool(s.jobs, s.timeout).map(rank_in_worker, jobs, [], report)
+        make_executor(s.executor, s.jobs, s.ray_address, timeout=s.timeout).map(rank_in_worker, jobs, [], report)
 
 
 def _write_ranking(bench: Benchmark, cands: Candidates, r: Ranker, key: str, suspicion: np.ndarray | None, error: str | None,
                    s: Settings) -> MislabelResult:
     c = r.choice
     base = MislabelResult(
-        benchmark=bench.id, data_hash=bench.content_hash, label=r.label, kind="baseline" if c is None else "method", key=key,
-        status="failed", error=error, method_name="" if c is None else c.spec.name, method_version="" if c is None else c.spec.version,
-        distribution="" if c is None else c.spec.distribution, config={} if c is None else config_dict(c.config), seed=s.seed,
-        n_candidates=len(cands.ids), n_flipped=int(cands.flipped.sum()), provenance=asdict(provenance(s.seed, s.command)),
+        key=key, status="failed", benchmark=bench.id, data_hash=bench.content_hash, method=r.label, error=error,
+        method_name="" if c is None else c.spec.name, method_version="" if c is None else c.spec.version,
+        distribution="" if c is None else c.spec.distribution, origin="" if c is None else c.spec.origin,
+        config={} if c is None else config_dict(c.config), seed=s.seed, provenance=provenance(s.seed, s.command),
+        ranker="baseline" if c is None else "method", n_candidates=len(cands.ids), n_flipped=int(cands.flipped.sum()),
     )
     if suspicion is not None and not np.isfinite(suspicion).any():
         base = replace(base, error="self_influence returned no finite value")
     elif suspicion is not None:
-        order, found, auc = detection(suspicion, cands.flipped)
-        base = replace(base, status="ok", error=None, fraction_found=found, auc=auc, ranking=tuple(int(i) for i in cands.ids[order]))
+        order, scores = detection_scores(suspicion, cands.flipped)
+        if c is None and r.label == "random":  # an expectation over many orders, not one draw
+            scores = random_scores(cands.flipped, s.seed)
+        base = replace(base, status="ok", error=None, scores=scores, ranking=tuple(int(i) for i in cands.ids[order]))
     return write(s.out, base)
 
 
@@ -227,20 +232,20 @@ def _fix_all(bench: Benchmark, cands: Candidates, results: list[MislabelResult],
         return results
     reason = why_not_retrain(bench, cands)
     if reason is not None:
-        fixed = {r.label: write(s.out, replace(r, fixing={"reason": reason})) for r in todo}
-        return [fixed.get(r.label, r) for r in results]
+        fixed = {r.method: write(s.out, replace(r, fixing={"reason": reason})) for r in todo}
+        return [fixed.get(r.method, r) for r in results]
     names = bench.split.eval_runs[: s.retrain_runs] if s.retrain_runs else bench.split.eval_runs
     runs = [bench.run(n).batches for n in names]
-    plans = {"before": {}, "all_fixed": dict(cands.clean), **{r.label: fixes_of(r, cands) for r in todo}}
+    plans = {"before": {}, "all_fixed": dict(cands.clean), **{r.method: fixes_of(r, cands) for r in todo}}
     outcomes = _retrain(bench, runs, plans, s)
     out = []
-    labels = {r.label for r in todo}
+    labels = {r.method for r in todo}
     for r in results:
-        if r.label in labels:
-            fixes = plans[r.label]
+        if r.method in labels:
+            fixes = plans[r.method]
             r = replace(r, fixing={"inspected": int(np.floor(FIX_FRACTION * r.n_candidates + 0.5)), "fixed": len(fixes),
                                    "retrained_runs": list(names), "before": outcomes["before"].to_dict(),
-                                   "after": outcomes[r.label].to_dict(), "all_fixed": outcomes["all_fixed"].to_dict()})
+                                   "after": outcomes[r.method].to_dict(), "all_fixed": outcomes["all_fixed"].to_dict()})
             r = write(s.out, r)
         out.append(r)
     return out
@@ -282,7 +287,7 @@ def _retrain(bench: Benchmark, runs: list[np.ndarray], plans: dict[str, dict[int
                 _write_store(store_path, bench, store)
             bar.update(1)
 
-        WorkerPool(s.jobs, s.timeout).map(retrain_in_worker, jobs, [], report)
+        make_executor(s.executor, s.jobs, s.ray_address, timeout=s.timeout).map(retrain_in_worker, jobs, [], report)
     if errors:
         raise TDABenchError(f"retraining {bench.id} failed: {errors[0]} (the rankings are written; rerun to retry)")
     return {label: Outcome(float(np.mean([store[h][0] for h in hs])), float(np.mean([store[h][1] for h in hs])), len(hs))
@@ -312,11 +317,11 @@ def table(results: Sequence[MislabelResult], fmt: Callable[[float | None], str] 
     rows = []
     for r in results:
         if r.status != "ok":
-            rows.append([r.label, f"failed: {r.error}"])
+            rows.append([r.method, f"failed: {r.error}"])
             continue
         fx = r.fixing
         after = fx.get("after") or {}
-        rows.append([r.label, *(fmt(r.fraction_found.get(f"{f:g}")) for f in FRACTIONS), fmt(r.auc),
+        rows.append([r.method, *(fmt(r.fraction_found.get(f"{f:g}")) for f in FRACTIONS), fmt(r.auc),
                      fmt((fx.get("before") or {}).get("accuracy")), fmt(after.get("accuracy")), fmt(r.accuracy_gain), fmt(after.get("loss"))])
     widths = [max(len(str(row[k])) for row in [head, *rows] if k < len(row)) for k in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *rows]]

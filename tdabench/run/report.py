@@ -9,7 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from tdabench.data import SPLITS
-from tdabench.results.record import SCHEMA_VERSION, CellResult
+from tdabench.results.record import CellResult
 from tdabench.scores import SCORE_NAMES, SCORES
 
 JSON_SCHEMA = "tdabench.run/2"
@@ -74,7 +74,7 @@ def results_document(results: Sequence[CellResult]) -> dict[str, Any]:
         out.append(d)
     return {
         "schema": JSON_SCHEMA,
-        "result_schema_version": SCHEMA_VERSION,
+        "result_schema": CellResult.SCHEMA,
         "score_keys": list(SCORE_NAMES),
         "scores": {k: {"better": s.better, "unit": s.unit, "description": s.description} for k, s in SCORES.items()},
         "results": out,

@@ -26,15 +26,17 @@ from tdabench.errors import DataError, TDABenchError
 from tdabench.formats.gptdynamics_read import read_batches
 from tdabench.formats.jsonl import atomic_write_bytes, atomic_write_text
 from tdabench.methods.zero_line import ZeroLine
-from tdabench.run.pool import WorkerPool
-from tdabench.run.executors import Job
-from tdabench.results.record import provenance
-from tdabench.scores import score
+from tdabench.run.executors import Executor, Job, make_executor
+from tdabench.results.provenance import Provenance, provenance
+from tdabench.results.record import record_key, write_json
+from tdabench.results.whatif import WhatIfResult
+from tdabench.scores import Score
+from tdabench.scoring import score
 from tdabench.simulator import FitData, Query, RunBatches, config_dict
 from tdabench.run.views import fit_data
 from tdabench.run.worker import FitTask, MethodJob, run_method
 
-SCHEMA = "tdabench.whatif/1"
+SCHEMA = WhatIfResult.SCHEMA
 
 
 def read_plan(path: Path, bench: Benchmark) -> np.ndarray:
@@ -89,23 +91,24 @@ def _learning_rates(bench: Benchmark, data: FitData, T: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class WhatIf:
-    """A what-if's answer: predicted (and, verified, actual) trajectories [n_test, K]."""
+    """A what-if's answer: its record, and predicted (and, verified, actual) trajectories [n_test, K]."""
 
-    document: dict[str, Any]
+    record: WhatIfResult
     predicted: np.ndarray
     actual: np.ndarray | None
     baseline: np.ndarray | None
 
 
 def _key(bench: Benchmark, choice: MethodChoice, plan: bytes, test_ids: np.ndarray, trajectory: str, seed: int) -> str:
-    blob = json.dumps([bench.content_hash, choice.spec.name, choice.spec.version, choice.spec.distribution, config_dict(choice.config),
-                       hashlib.sha256(plan).hexdigest(), test_ids.tolist(), trajectory, seed], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return record_key(WhatIfResult.KIND, {
+        "data": bench.content_hash, "method": choice.spec.name, "method_version": choice.spec.version,
+        "distribution": choice.spec.distribution, "config": config_dict(choice.config), "plan": hashlib.sha256(plan).hexdigest(),
+        "test_ids": test_ids.tolist(), "trajectory": trajectory, "seed": seed})
 
 
 def simulate_plan(bench: Benchmark, choice: MethodChoice, plan_path: Path, *, test_ids: np.ndarray | None, verify: bool, out: Path,
                   trajectory: str = "loss", seed: int = 0, cache_dir: str | None = None, device: str = "cpu", progress: bool = False,
-                  command: str = "") -> WhatIf:
+                  command: str = "", executor: str = "local", ray_address: str | None = None, timeout: float | None = None) -> WhatIf:
     """Fit, predict the plan, verify it if asked, and write ``out/whatif.{json,csv,png}``."""
     batches = read_plan(plan_path, bench)
     if verify and trajectory != "loss":
@@ -124,25 +127,25 @@ def simulate_plan(bench: Benchmark, choice: MethodChoice, plan_path: Path, *, te
     done = _reuse(out, key, verify)
     if done is not None:
         return done
-    predicted = _predict(choice, data, query)
+    predicted = _predict(choice, data, query, make_executor(executor, 1, ray_address, timeout=timeout))
     baseline = ZeroLine.fit(data).predict(query)[0] if len(batches) == data.runs.batches.shape[1] else None
     actual = None
     if verify:
         from tdabench.recorder.retrain import observe, trainer_for
 
         actual = observe(trainer_for(bench), batches, query.test, query.runs.steps, device=device, progress=progress, label="verifying")
-    doc = _document(bench, choice, plan_path, query, predicted, actual, baseline, key, provenance(seed, command))
-    doc = json.loads(json.dumps(doc))  # as it reads back: lists, not tuples
-    _write(out, doc, query, predicted, actual, baseline)
-    return WhatIf(doc, predicted, actual, baseline)
+    record = _record(bench, choice, plan_path, query, predicted, actual, baseline, key, provenance(seed, command))
+    record = WhatIfResult.from_dict(json.loads(json.dumps(record.to_dict())))  # as it reads back
+    _write(out, record, query, predicted, actual, baseline)
+    return WhatIf(record, predicted, actual, baseline)
 
 
-def _predict(choice: MethodChoice, data: FitData, query: Query) -> np.ndarray:
-    """The method's prediction [n, K], fitted and simulated in a worker process."""
+def _predict(choice: MethodChoice, data: FitData, query: Query, executor: Executor) -> np.ndarray:
+    """The method's prediction [n, K], fitted and simulated by ``executor`` (a worker process, or Ray)."""
     job = MethodJob(choice.spec, choice.config, (FitTask("all-test", data, {"plan": query}),))
     got: list[Any] = []
     errors: list[str] = []
-    WorkerPool(1).map(run_method, [Job(job)], [], lambda i, v, e, r: errors.append(e) if e else None, lambda i, part: got.append(part))
+    executor.map(run_method, [Job(job)], [], lambda i, v, e, r: errors.append(e) if e else None, lambda i, part: got.append(part))
     if errors or not got:
         raise TDABenchError(f"{choice.display}: {errors[0] if errors else 'no result came back'}")
     fitted = got[0]
@@ -153,31 +156,30 @@ def _predict(choice: MethodChoice, data: FitData, query: Query) -> np.ndarray:
     return validated(sim.prediction, query.shape, query.initial)[0]
 
 
-def _document(bench: Benchmark, choice: MethodChoice, plan: Path, q: Query, predicted: np.ndarray, actual: np.ndarray | None,
-              baseline: np.ndarray | None, key: str, prov: object) -> dict[str, Any]:
-    import dataclasses
-
-    doc: dict[str, Any] = {
-        "schema": SCHEMA, "key": key, "benchmark": bench.id, "data_hash": bench.content_hash, "method": choice.display,
-        "method_name": choice.spec.name, "method_version": choice.spec.version, "config": config_dict(choice.config),
-        "plan": str(plan), "trajectory": q.trajectory, "steps": q.runs.steps.tolist(), "test_ids": q.test.ids.tolist(), "verified": actual is not None,
-        "provenance": dataclasses.asdict(prov),  # type: ignore[call-overload]
-    }
+def _record(bench: Benchmark, choice: MethodChoice, plan: Path, q: Query, predicted: np.ndarray, actual: np.ndarray | None,
+            baseline: np.ndarray | None, key: str, prov: Provenance) -> WhatIfResult:
+    scores: dict[str, Score] = {}
+    reference: dict[str, Score] = {}
     if actual is not None:
         ref = baseline if baseline is not None else predicted
-        scores = score(predicted[None], actual[None], ref[None])
-        doc["scores"] = {k: s.to_dict() for k, s in scores.items() if not k.startswith("lds")}
+        scores = {k: s for k, s in score(predicted[None], actual[None], ref[None]).items() if not k.startswith("lds")}
         if baseline is not None:
-            doc["mean_trajectory_scores"] = {k: s.to_dict() for k, s in score(baseline[None], actual[None], baseline[None]).items()
-                                             if k in ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")}
-    return doc
+            reference = {k: s for k, s in score(baseline[None], actual[None], baseline[None]).items()
+                         if k in ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps")}
+    spec = choice.spec
+    return WhatIfResult(
+        key=key, status="ok", benchmark=bench.id, data_hash=bench.content_hash, method=choice.display, method_name=spec.name,
+        method_version=spec.version, distribution=spec.distribution, origin=spec.origin, config=config_dict(choice.config),
+        seed=q.seed, scores=scores, provenance=prov, plan=Path(plan).name, plan_hash=hashlib.sha256(Path(plan).read_bytes()).hexdigest(),
+        trajectory=q.trajectory, steps=tuple(int(x) for x in q.runs.steps), test_ids=tuple(int(x) for x in q.test.ids),
+        verified=actual is not None, reference_scores=reference)
 
 
-def _write(out: Path, doc: dict[str, Any], q: Query, predicted: np.ndarray, actual: np.ndarray | None, baseline: np.ndarray | None) -> None:
+def _write(out: Path, record: WhatIfResult, q: Query, predicted: np.ndarray, actual: np.ndarray | None, baseline: np.ndarray | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["test_id", "step", "predicted", "actual", "mean_trajectory"])
+    w.writerow(["test_id", "step", "predicted", "actual", "zero_line"])
     for r, tid in enumerate(q.test.ids.tolist()):
         for k, step in enumerate(q.runs.steps.tolist()):
             w.writerow([tid, step, repr(float(predicted[r, k])), "" if actual is None else repr(float(actual[r, k])),
@@ -187,27 +189,27 @@ def _write(out: Path, doc: dict[str, Any], q: Query, predicted: np.ndarray, actu
     if actual is not None:
         arrays["actual"] = actual
     if baseline is not None:
-        arrays["mean_trajectory"] = baseline
+        arrays["zero_line"] = baseline
     npz = io.BytesIO()
     np.savez_compressed(npz, **arrays)
     atomic_write_bytes(out / "whatif.npz", npz.getvalue())
-    atomic_write_bytes(out / "whatif.png", _plot(doc, q, predicted, actual, baseline))
-    atomic_write_text(out / "whatif.json", json.dumps(doc, indent=1) + "\n")  # last: the commit point of a result
+    atomic_write_bytes(out / "whatif.png", _plot(record, q, predicted, actual, baseline))
+    write_json(out / "whatif.json", record)  # last: the commit point of a result
 
 
 def _reuse(out: Path, key: str, verify: bool) -> WhatIf | None:
     try:
-        doc = json.loads((out / "whatif.json").read_text(encoding="utf-8"))
-        if doc.get("key") != key or (verify and not doc.get("verified")):
+        record = WhatIfResult.from_dict(json.loads((out / "whatif.json").read_text(encoding="utf-8")))
+        if record.key != key or (verify and not record.verified):
             return None
         with np.load(out / "whatif.npz", allow_pickle=False) as z:
-            return WhatIf(doc, z["predicted"], z["actual"] if "actual" in z.files else None,
-                          z["mean_trajectory"] if "mean_trajectory" in z.files else None)
-    except (OSError, ValueError, KeyError):
+            return WhatIf(record, z["predicted"], z["actual"] if "actual" in z.files else None,
+                          z["zero_line"] if "zero_line" in z.files else None)
+    except (OSError, ValueError, KeyError, TDABenchError):
         return None
 
 
-def _plot(doc: dict[str, Any], q: Query, predicted: np.ndarray, actual: np.ndarray | None, baseline: np.ndarray | None) -> bytes:
+def _plot(record: WhatIfResult, q: Query, predicted: np.ndarray, actual: np.ndarray | None, baseline: np.ndarray | None) -> bytes:
     """A PNG: the mean over test examples and three evenly spaced test examples, predicted and actual."""
     import matplotlib
 
@@ -221,7 +223,7 @@ def _plot(doc: dict[str, Any], q: Query, predicted: np.ndarray, actual: np.ndarr
     panels = [("mean over test examples", slice(None))] + [(f"test example {q.test.ids[p]}", p) for p in picks]
     for ax, (title, rows) in zip(np.atleast_1d(axes), panels):
         pick = (lambda a: a[rows].mean(axis=0)) if isinstance(rows, slice) else (lambda a: a[rows])
-        ax.plot(steps, pick(predicted), color="#1f77b4", label=f"predicted ({doc['method']})")
+        ax.plot(steps, pick(predicted), color="#1f77b4", label=f"predicted ({record.method})")
         if actual is not None:
             ax.plot(steps, pick(actual), color="black", label="actual (trained)")
         if baseline is not None:
@@ -231,7 +233,7 @@ def _plot(doc: dict[str, Any], q: Query, predicted: np.ndarray, actual: np.ndarr
         ax.tick_params(labelsize=7)
     np.atleast_1d(axes)[0].set_ylabel(q.trajectory, fontsize=8)
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{doc['benchmark']}: what if the model had trained on {Path(doc['plan']).name}?", fontsize=10)
+    fig.suptitle(f"{record.benchmark}: what if the model had trained on {record.plan}?", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

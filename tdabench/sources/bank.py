@@ -128,6 +128,11 @@ def load(entry: dict[str, object], cache_dir: Path) -> Benchmark:
     return load_benchmarks(extract(entry, cache_dir))[0]
 
 
+#: The index entries' measured properties a benchmark reference carries (docs/benchmarks.md).
+PROPERTY_KEYS = ("tier", "design", "question", "content_hash", "targets", "label_accuracy", "text_scores", "headroom",
+                 "run_seconds_per_run", "learning_rate", "warmup", "fit_curve", "not_ranked")
+
+
 @hookimpl
 def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
     """The shipped bank; the entries marked default form the default slice of ``tdabench run``."""
@@ -137,6 +142,7 @@ def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
             description=str(e["description"]),
             load=(lambda e=e: load(e, Path(context.cache_dir))),
             default=bool(e.get("default", False)),
+            properties={k: e[k] for k in PROPERTY_KEYS if k in e},
         )
         for e in read_index()
     ]

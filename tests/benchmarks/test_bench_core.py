@@ -13,7 +13,7 @@ import pytest
 
 from tdabench.formats.gptdynamics_load import load_benchmarks
 from tdabench.formats.gptdynamics_write import write_benchmark
-from tdabench.scores import score
+from tdabench.scoring import score
 from tdabench.sources.synthetic import simfluence_benchmark
 
 
