@@ -181,7 +181,7 @@ def properties_of(bench: object, root: Path) -> dict[str, object]:
     run_dirs = [p for p in (root / "runs").glob("*/*") if p.name in fit]
     out.update(summarize(run_dirs))
     for metric in ("bleu", "rougeL"):
-        if metric in bench.metrics:  # type: ignore[attr-defined]
+        if metric in bench.trajectories:  # type: ignore[attr-defined]
             m = np.stack([r.trajectories[metric].values for r in runs])
             out.setdefault("text_scores", {"steps": [0, int(bench.runs[0].n_steps)]})[metric] = [  # type: ignore[attr-defined, index]
                 round(float(m[:, :, 0].mean()), 4), round(float(m[:, :, -1].mean()), 4)]
@@ -222,7 +222,7 @@ def pack_entry(e: Entry, root: Path) -> None:
         "design": e.design.name, "question": e.question,
         "description": bench.meta.description, "default": e.default, "n_runs": len(bench.runs),
         "n_eval_runs": len(bench.split.eval_runs), "n_unseen_runs": len(bench.split.unseen_train_runs),
-        "n_steps": int(bench.runs[0].n_steps), "n_test": int(loss.shape[0]), "metrics": list(bench.metrics),
+        "n_steps": int(bench.runs[0].n_steps), "n_test": int(loss.shape[0]), "metrics": list(bench.trajectories),
         "content_hash": bench.content_hash, "mean_test_loss_start": round(float(curves[:, :, 0].mean()), 4),
         "mean_test_loss_end": round(float(curves[:, :, -1].mean()), 4), "archive_bytes": archive.stat().st_size,
         "headroom": headroom_of(bench), **properties_of(bench, root), "learning_rate": e.lr, "warmup": e.warmup,
@@ -231,7 +231,7 @@ def pack_entry(e: Entry, root: Path) -> None:
     if why:
         mine["not_ranked"] = why
     for metric in ("bleu", "rougeL"):
-        if metric in bench.metrics:
+        if metric in bench.trajectories:
             m = np.stack([r.trajectories[metric].values for r in bench.runs])
             mine[f"mean_{metric}_start"], mine[f"mean_{metric}_end"] = round(float(m[:, :, 0].mean()), 4), round(float(m[:, :, -1].mean()), 4)
     entries.append(mine)

@@ -4,7 +4,7 @@ Conventions, shared by every module:
 
 * A run makes ``T`` optimizer steps, numbered ``1..T``. ``Run.batches[t - 1]`` holds the
   training-example ids of step ``t`` (``-1`` pads a short batch).
-* A metric trajectory is recorded at steps ``Trajectory.steps`` (sorted, a subset of
+* A trajectory (loss, BLEU, ROUGE-L) is recorded at steps ``Trajectory.steps`` (sorted, a subset of
   ``0..T``); column 0 is the initial point. The transition into column ``k`` consumes the
   batches of steps ``steps[k-1] + 1 .. steps[k]``. With one value per step (GPTDynamics),
   that is exactly the batch of step ``steps[k]``.
@@ -108,7 +108,7 @@ class ExampleSet:
 
 @dataclass(frozen=True, eq=False)
 class Trajectory:
-    """One metric's values for every test example of a run.
+    """One trajectory's values for every test example of a run.
 
     Attributes:
         steps: int64 [K], the optimizer step of each column, sorted; column 0 is the initial point.
@@ -136,7 +136,7 @@ class Run:
         seed: the seed that chose its training subset and order.
         batches: int64 [T, B], training ids of steps 1..T, ``-1`` padded.
         lr: float64 [T], the learning rate used at each step (NaN where unknown).
-        trajectories: metric name -> Trajectory.
+        trajectories: trajectory name (loss, bleu, ...) -> Trajectory.
         settings: the run's settings as strings (from its directory name or manifest).
         train_loss: float64 [T] training loss of each step, NaN where not recorded.
         test_ids: the rows of its trajectories, when they are not the benchmark's test ids:
@@ -172,7 +172,7 @@ class BenchmarkMeta:
     setting: str  # "ft" (fine-tuning) or "it" (instruction tuning)
     loss_type: str = "unknown"  # "output-tokens", "last-token", "whole-sequence"
     n_params: int | None = None
-    metrics: tuple[str, ...] = ("loss",)
+    trajectories: tuple[str, ...] = ("loss",)
     source: str = "gptdynamics"
     description: str = ""
 
@@ -287,19 +287,14 @@ class Benchmark:
         raise TDABenchError(f"benchmark {self.id!r} has no run named {name!r}")
 
     @property
-    def metrics(self) -> tuple[str, ...]:
-        """Trajectory names recorded in every run (the old word for :attr:`trajectories`)."""
+    def trajectories(self) -> tuple[str, ...]:
+        """Trajectory names recorded in every run (loss first)."""
         if not self.runs:
             return ()
         names = set(self.runs[0].trajectories)
         for r in self.runs[1:]:
             names &= set(r.trajectories)
         return tuple(sorted(names, key=lambda m: (m != "loss", m)))
-
-    @property
-    def trajectories(self) -> tuple[str, ...]:
-        """Trajectory names recorded in every run."""
-        return self.metrics
 
     def rows(self, run: Run, test_ids: np.ndarray) -> np.ndarray:
         """Rows of ``run``'s trajectories holding ``test_ids`` (all must be there)."""

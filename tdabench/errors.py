@@ -34,7 +34,7 @@ class DataError(TDABenchError):
 
 
 class UnknownNameError(TDABenchError):
-    """An unknown method, benchmark, split or metric, with a "did you mean" hint."""
+    """An unknown method, benchmark, split, score or trajectory, with a "did you mean" hint."""
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         import difflib

@@ -4,7 +4,7 @@ A simulator is any object with
 
 * ``fit(data: FitData) -> self``: learn from recorded runs;
 * ``simulate(query: Query) -> ndarray [n_runs, n_test, K]``: predict, for each query run
-  and each query test example, the metric at every recorded step, starting from the
+  and each query test example, the trajectory (loss, BLEU, ...) at every recorded step, starting from the
   observed initial value (column 0 must equal ``query.initial``).
 
 Its constructor only stores its config. What it can serve is declared as data, in
@@ -30,22 +30,25 @@ class Capabilities:
     Attributes:
         unseen_test: predicts test examples absent from fitting.
         unseen_train: predicts runs whose batches hold training examples absent from fitting.
-        metric_trajectories: handles trajectories other than loss (BLEU, ROUGE).
+        text_trajectories: handles trajectories other than loss (BLEU, ROUGE-L of generated text).
         needs_checkpoints: needs the model and its checkpoints (``FitData.model``).
         needs_text: needs the example texts.
         any_length: predicts runs of another length than the fit runs (a batch-blind
             prediction exists only for runs as long as the fit runs).
         self_influence: ranks training examples by their effect on themselves: the fitted
             simulator has ``self_influence(ids)`` (:class:`SelfInfluence`; ``tdabench mislabel``).
+        stochastic: its fit depends on the seed (random initialization, projections, clustering):
+            ``tdabench run --seeds N`` runs it under N seeds, and the leaderboard shows their spread.
     """
 
     unseen_test: bool = False
     unseen_train: bool = False
-    metric_trajectories: bool = True
+    text_trajectories: bool = True
     needs_checkpoints: bool = False
     needs_text: bool = False
     any_length: bool = True
     self_influence: bool = False
+    stochastic: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Resources:
 
 @dataclass(frozen=True, eq=False)
 class RunBatches:
-    """The inputs of a set of runs that share T and the recorded steps: no metric values.
+    """The inputs of a set of runs that share T and the recorded steps: no trajectory values.
 
     Attributes:
         names: run names.
@@ -143,11 +146,6 @@ class FitData:
     cache_dir: str | None = None
     device: str = "cpu"
 
-    @property
-    def metric(self) -> str:
-        """The old name of :attr:`trajectory` (kept for plugins written against it)."""
-        return self.trajectory
-
 
 @dataclass(frozen=True, eq=False)
 class Query:
@@ -170,11 +168,6 @@ class Query:
     initial: np.ndarray
     train: ExampleSet
     seed: int = 0
-
-    @property
-    def metric(self) -> str:
-        """The old name of :attr:`trajectory`."""
-        return self.trajectory
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -200,7 +193,7 @@ class SelfInfluence(Protocol):
     """What a method with ``Capabilities.self_influence`` adds once fitted."""
 
     def self_influence(self, ids: np.ndarray) -> np.ndarray:
-        """float64 [n]: the predicted change of each training example's own metric from one
+        """float64 [n]: the predicted change of each training example's own value (the trajectory) from one
         step on a batch holding it rather than a neutral example, in the method's own terms.
 
         ``ids`` are training ids whose example is also a test example of the fit (the same

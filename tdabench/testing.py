@@ -84,7 +84,7 @@ class Case:
 
 def small_benchmark() -> Benchmark:
     """The default benchmark of the checks: small, with texts, all four splits, loss and BLEU."""
-    bench, _ = simfluence_benchmark(n_train=16, n_test=10, n_runs=8, n_unseen_runs=2, sample=8, batch=2, epochs=2, noise=0.002, metrics=("loss", "bleu"))
+    bench, _ = simfluence_benchmark(n_train=16, n_test=10, n_runs=8, n_unseen_runs=2, sample=8, batch=2, epochs=2, noise=0.002, trajectories=("loss", "bleu"))
     return bench
 
 
@@ -217,13 +217,13 @@ def check_unseen_both(case: Case) -> None:
     _check_split(case, "unseen-both")
 
 
-def check_metric_trajectories(case: Case) -> None:
-    """Declared ``metric_trajectories``: BLEU trajectories (0-100 scale) get well-formed predictions."""
-    assert "bleu" in case.bench.metrics, "metric trajectories cannot be checked: the benchmark records no BLEU"
+def check_text_trajectories(case: Case) -> None:
+    """Declared ``text_trajectories``: BLEU trajectories (0-100 scale) get well-formed predictions."""
+    assert "bleu" in case.bench.trajectories, "BLEU trajectories cannot be checked: the benchmark records none"
     other = dataclasses.replace(case, trajectory="bleu")
     q = other.query()
     out = np.asarray(other.fit().simulate(q), dtype=np.float64)
-    assert out.shape == q.shape and np.isfinite(out).all(), "declared metric_trajectories, but BLEU predictions are malformed"
+    assert out.shape == q.shape and np.isfinite(out).all(), "declared text_trajectories, but BLEU predictions are malformed"
 
 
 def pool_benchmark(bench: Benchmark) -> Benchmark:
@@ -271,7 +271,7 @@ CHECKS: tuple[Check, ...] = (
     check_fit_info_json,
     check_pickle,
 )
-CAPABILITY_CHECKS: tuple[Check, ...] = (check_unseen_test, check_unseen_train, check_unseen_both, check_metric_trajectories, check_self_influence)
+CAPABILITY_CHECKS: tuple[Check, ...] = (check_unseen_test, check_unseen_train, check_unseen_both, check_text_trajectories, check_self_influence)
 
 
 def checks_for(case: Case) -> Iterator[Check]:
@@ -283,8 +283,8 @@ def checks_for(case: Case) -> Iterator[Check]:
     for check, split in ((check_unseen_test, "unseen-test"), (check_unseen_train, "unseen-train"), (check_unseen_both, "unseen-both")):
         if wants[split] and (not built or not_applicable(case.bench, split, case.trajectory, caps) is None):
             yield check
-    if caps.metric_trajectories and (not built or "bleu" in case.bench.metrics):
-        yield check_metric_trajectories
+    if caps.text_trajectories and (not built or "bleu" in case.bench.trajectories):
+        yield check_text_trajectories
     if caps.self_influence:
         yield check_self_influence
 

@@ -24,7 +24,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture(scope="session")
 def synthetic() -> tuple[Benchmark, SyntheticTruth]:
     """A small benchmark from a known Simfluence-Linear process with a little noise."""
-    return simfluence_benchmark(noise=0.002, metrics=("loss", "bleu"))
+    return simfluence_benchmark(noise=0.002, trajectories=("loss", "bleu"))
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def planted(n_runs: int = 30, n_test: int = 12, T: int = 24, batch: int = 4, noi
     names = [r.name for r in runs]
     split = SplitSpec(fit_runs=tuple(names[:20]), validation_runs=tuple(names[20:22]), eval_runs=tuple(names[22:]),
                       unseen_train_runs=(), heldout_test_ids=(), rule="test: by index")
-    meta = BenchmarkMeta(model="synthetic", task="kinds", setting="ft", loss_type="last-token", metrics=("loss",),
+    meta = BenchmarkMeta(model="synthetic", task="kinds", setting="ft", loss_type="last-token", trajectories=("loss",),
                          source="synthetic", description="planted effect of a kind of example")
     train = _examples(np.arange(80, dtype=np.int64), {**kind_of, **{int(i): ("review" if i % 2 == 0 else "triples") for i in range(60, 80)}})
     return Benchmark("synthetic/ft/kinds", meta, train, _examples(test_ids, {int(i): "review" for i in test_ids}), tuple(runs), split), kind_of

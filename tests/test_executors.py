@@ -34,7 +34,7 @@ PLUGIN = textwrap.dedent(
             self.config = config
         def fit(self, data):
             with open(self.config.log, "a") as fh:
-                fh.write(f"{type(self).__name__} {data.meta.task} {data.metric}\\n")
+                fh.write(f"{type(self).__name__} {data.meta.task} {data.trajectory}\\n")
             return self
         def simulate(self, query):
             return np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
@@ -97,7 +97,7 @@ def serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     from tdabench.sources.synthetic import simfluence_benchmark
 
     base = tmp_path_factory.mktemp("grid")
-    bench_dir = write_benchmark(simfluence_benchmark(noise=0.002, metrics=("loss", "bleu"))[0], base / "bench")
+    bench_dir = write_benchmark(simfluence_benchmark(noise=0.002, trajectories=("loss", "bleu"))[0], base / "bench")
     import contextlib
     import io
 
@@ -155,7 +155,7 @@ def test_killed_worker_loses_only_its_unit(executor: list[str], plugin_dir: Path
     assert any("worker lost" in (read_result(p).error or "") for p in out.rglob("*.json"))
     assert main(argv) == 0  # the rerun finishes what is missing...
     assert {p: p.stat().st_mtime_ns for p in first} == first  # ...and recomputes nothing finished
-    assert {(r.method_name, r.metric, r.status) for r in read_results(out)} == {
+    assert {(r.method_name, r.trajectory, r.status) for r in read_results(out)} == {
         (m, metric, "ok") for m in ("killer", "counted") for metric in ("loss", "bleu")
     }
     if executor[0] == "--executor":  # Ray loses only the task whose worker died

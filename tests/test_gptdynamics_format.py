@@ -34,7 +34,7 @@ def test_published_tree_reads_with_ids_settings_and_examples(tmp_path: Path) -> 
     (bench,) = load_benchmarks(root)
     assert bench.id == "gptdynamics/ft/pythia-410m/rte"
     assert bench.meta.model == "pythia-410m-deduped" and bench.meta.n_params == 410_000_000
-    assert bench.meta.metrics == ("loss", "bleu")
+    assert bench.meta.trajectories == ("loss", "bleu")
     assert len(bench.runs) == 8 and bench.runs[0].n_steps == 6
     assert bench.runs[0].settings["lr"] == "5e-7"
     # No log.out: the published schedule (linear decay from the name's lr, no warmup).

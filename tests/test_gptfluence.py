@@ -332,7 +332,7 @@ def test_config_validation_names_the_key() -> None:
     cfg = spec.make_config({"form": "concat", "order": "3", "interval": "2", "pooling": "mean", "clip": "no"})
     assert (cfg.form, cfg.order, cfg.interval, cfg.pooling, cfg.clip) == ("concat", 3, 2, "mean", False)
     caps = spec.capabilities
-    assert caps.unseen_test and caps.unseen_train and caps.metric_trajectories and caps.needs_text
+    assert caps.unseen_test and caps.unseen_train and caps.text_trajectories and caps.needs_text
     for key, bad in (("form", "sum"), ("order", "0"), ("interval", "-1"), ("lr", "0"), ("width", "-3"), ("pooling", "max"), ("threads", "-1")):
         with pytest.raises(ConfigError, match=key):
             spec.make_config({key: bad})
@@ -348,7 +348,7 @@ def test_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[Benchmark, 
     assert len(results) == 2 * 4
     for r in results:
         assert r.status == "ok", r
-        assert np.isfinite(r.metrics["mse_all_steps"].mean)
+        assert np.isfinite(r.scores["mse_all_steps"].mean)
         assert r.fit_info["best_epoch"] >= 1
     capsys.readouterr()
 

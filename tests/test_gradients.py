@@ -371,7 +371,7 @@ def test_methods_are_registered_with_honest_capabilities() -> None:
         for full in (name, f"{name}-calibrated"):
             caps = methods[full].capabilities
             assert caps.needs_checkpoints and caps.needs_text and caps.unseen_test and caps.unseen_train
-            assert not caps.metric_trajectories
+            assert not caps.text_trajectories
         assert methods[f"{name}-calibrated"].make_config().calibrate and not methods[name].make_config().calibrate
 
 
@@ -398,7 +398,7 @@ def test_cli_runs_the_three_methods_end_to_end(tiny: Benchmark, tmp_path: Path) 
     assert code == 0
     results = read_results(out)
     assert {r.status for r in results} == {"ok"} and len(results) == 12
-    assert all(np.isfinite(r.metrics["mse_all_steps"].mean) for r in results)  # type: ignore[index]
+    assert all(np.isfinite(r.scores["mse_all_steps"].mean) for r in results)  # type: ignore[index]
 
 
 test_conformance_tracin = conformance_test("tracin-cp", "tracin-cp-calibrated", "grad-dot", "grad-dot-calibrated", benchmark=lambda: _STATE["bench"])

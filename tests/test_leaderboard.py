@@ -178,7 +178,7 @@ def test_duplicates_are_reported_and_the_newest_wins(work: tuple[Path, list[str]
     coll = collect([root / "results", root / "rerun"])
     assert len(coll.duplicates) == 1 and coll.duplicates[0].kept.path == newer
     kept = next(e for e in coll.entries if e.cell == ("synthetic/ft/sim-2m/toy", "loss", "seen", "constant"))
-    assert kept.result.metrics["mse_all_steps"].mean == 123.0
+    assert kept.result.scores["mse_all_steps"].mean == 123.0
     assert main(["leaderboard", "--results", "results", "--results", "rerun", "--no-truth", "--out", "lb"]) == 0
     assert "duplicate results for synthetic/ft/sim-2m/toy / loss / seen / constant" in capsys.readouterr().err
     readme = (root / "lb" / "README.md").read_text()

@@ -49,7 +49,7 @@ def test_record_then_run(recorded: Path, tmp_path: Path) -> None:
     assert results, "tdabench run wrote no results"
     bench = load_benchmarks(recorded)[0]
     assert bench.id == "recorded/ft/neox-0.2m/wmt"
-    assert bench.metrics == ("loss", "bleu", "rougeL")
+    assert bench.trajectories == ("loss", "bleu", "rougeL")
     assert bench.split.unseen_train_runs and bench.split.heldout_test_ids
     assert bench.model is not None and (bench.model.base_model / "config.json").is_file()
     # --checkpoint-runs all: every run saves checkpoints at every step...

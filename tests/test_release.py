@@ -59,8 +59,8 @@ def test_out_of_distribution_runs_are_their_tasks_unseen_train_runs(benches: dic
 
 def test_metric_files_on_other_test_ids_make_their_own_benchmark(benches: dict) -> None:
     flan, text = benches["gptdynamics/it/pythia-410m/flan"], benches["gptdynamics/it/pythia-410m/flan+bleu-rougeL"]
-    assert flan.metrics == ("loss",) and len(flan.test) == 1055
-    assert text.metrics == ("bleu", "rougeL") and list(text.test.ids) == list(range(677, 1055))
+    assert flan.trajectories == ("loss",) and len(flan.test) == 1055
+    assert text.trajectories == ("bleu", "rougeL") and list(text.test.ids) == list(range(677, 1055))
     assert set(flan.test_groups) == set(FLAN_TASKS) and set(text.test_groups) == {"webnlg", "wmt16_de_en"}
 
 

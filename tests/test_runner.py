@@ -136,7 +136,16 @@ def test_baselines_on_every_split_match_direct_computation(synthetic_dir: Path, 
 def test_table_output(synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--benchmark", str(synthetic_dir), "--out", str(tmp_path / "res")]) == 0
     out = capsys.readouterr().out
-    for word in ("mse_all_steps", "spearman_final", "constant", "mean-trajectory", "unseen-train", "unseen-test", "seen"):
+    # The first screen: one compact table per benchmark, methods ranked by skill with its interval, LDS and time.
+    assert "seen split: methods ranked by skill over the zero line" in out and "95% CI" in out and "lds" in out
+    assert "unseen-train: " in out and "mse_all_steps" not in out
+    lines = out.splitlines()
+    ranked = [ln.split()[1] for ln in lines if ln.split() and ln.split()[0].isdigit()]
+    assert ranked[0] != "constant" and "zero-line" in ranked and "constant" in ranked
+    # The full grid is behind --verbose.
+    assert main(["run", "--benchmark", str(synthetic_dir), "--out", str(tmp_path / "res"), "--verbose"]) == 0
+    out = capsys.readouterr().out
+    for word in ("mse_all_steps", "spearman_final", "skill_mse_early", "constant", "mean-trajectory", "unseen-train", "unseen-test", "seen"):
         assert word in out
 
 
@@ -222,7 +231,7 @@ def test_failures_are_recorded_and_the_run_goes_on(synthetic_dir: Path, tmp_path
     assert "NaN or infinite" in results["nans"].error
     assert "returned shape" in results["shape"].error
     assert "query.initial" in results["drift"].error
-    assert all(not r.metrics for m, r in results.items() if m != "constant")
+    assert all(not r.scores for m, r in results.items() if m != "constant")
     assert not list(out.rglob("*.tmp"))
 
 
@@ -287,18 +296,18 @@ def _children(pid: int) -> list[int]:
 
 def test_capabilities_give_reasoned_na(synthetic: tuple[Benchmark, SyntheticTruth], tmp_path: Path) -> None:
     ctx = Context.create(progress=False)
-    limited = MethodSpec("limited", _Spy, capabilities=Capabilities(unseen_test=False, unseen_train=False, metric_trajectories=False, needs_checkpoints=False))
+    limited = MethodSpec("limited", _Spy, capabilities=Capabilities(unseen_test=False, unseen_train=False, text_trajectories=False, needs_checkpoints=False))
     ns = SimpleNamespace(tdabench_methods=hookimpl(lambda: [limited]))
     ctx.registry.register(ns, "limited-plugin")
     bench = synthetic[0]
     plan = RunPlan((BenchmarkRef(bench.id, "", lambda: bench),), tuple(choose_methods(ctx, ["limited"])), tmp_path, trajectories=("loss", "bleu", "rouge2"), progress=False)
-    res = {(r.metric, r.split): r for r in execute(ctx, plan)}
+    res = {(r.trajectory, r.split): r for r in execute(ctx, plan)}
     assert res[("loss", "seen")].status == "ok"
     assert res[("loss", "unseen-test")].reason == "the method cannot predict test examples it was not fitted on"
     assert res[("loss", "unseen-train")].reason == "the method cannot use training examples it was not fitted on"
     assert res[("bleu", "seen")].reason == "the method handles loss trajectories only, not bleu"
     assert res[("rouge2", "seen")].reason == "the benchmark records no 'rouge2' trajectories"
-    assert all(r.status == "n/a" and not r.metrics for k, r in res.items() if k != ("loss", "seen"))
+    assert all(r.status == "n/a" and not r.scores for k, r in res.items() if k != ("loss", "seen"))
 
 
 def test_single_run_directory_is_reported_not_crashed(synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

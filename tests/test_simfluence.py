@@ -215,7 +215,7 @@ def test_recovers_factors_and_reaches_the_noise_floor(recovery: tuple[Benchmark,
         assert rollout_mse(other.simulate(view.query), view.truth) > mse
 
 
-def test_scale_equivariance_for_metric_trajectories(synthetic: tuple[Benchmark, SyntheticTruth]) -> None:
+def test_scale_equivariance_for_text_trajectories(synthetic: tuple[Benchmark, SyntheticTruth]) -> None:
     """Multiplying the metric by 100 leaves A and lambda alone and multiplies B by 100."""
     data = _fit(synthetic[0])
     scaled = dataclasses.replace(data, trajectory="bleu", values=data.values * 100, validation_values=data.validation_values * 100)
@@ -382,6 +382,6 @@ def test_listed_and_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[
             assert r.status == "n/a", r
         else:
             assert r.status == "ok", r
-            assert np.isfinite(r.metrics["mse_all_steps"].mean)
-    seen = [r for r in results if r.split == "seen" and r.metric == "loss" and r.method == "simfluence-linear"]
-    assert seen[0].metrics["spearman_final"].mean > 0.9
+            assert np.isfinite(r.scores["mse_all_steps"].mean)
+    seen = [r for r in results if r.split == "seen" and r.trajectory == "loss" and r.method == "simfluence-linear"]
+    assert seen[0].scores["spearman_final"].mean > 0.9

@@ -27,11 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
                      help="method with optional config overrides; default: every registered method")
     run.add_argument("--config", metavar="FILE", help="methods and their options from a TOML or YAML file (docs/writing-a-method.md)")
     run.add_argument("--split", action="append", default=[], metavar="NAME", help=f"split: {', '.join(SPLITS)} (default: all)")
-    run.add_argument("--trajectory", "--metric", dest="trajectory", action="append", default=[], metavar="NAME",
-                     help="trajectory to simulate: loss (default), bleu, rougeL, ... or 'all' (--metric is an alias)")
+    run.add_argument("--trajectory", dest="trajectory", action="append", default=[], metavar="NAME",
+                     help="trajectory to simulate: loss (default), bleu, rougeL, ... or 'all'")
     run.add_argument("--out", default="results", metavar="DIR", help="results directory (default: ./results)")
     run.add_argument("--force", action="store_true", help="recompute cells whose results already exist")
     run.add_argument("--json", action="store_true", help="write machine-readable results to stdout")
+    run.add_argument("--verbose", "-v", action="store_true", help="show every score of every cell, not one compact table per benchmark")
+    run.add_argument("--seeds", type=int, default=1, metavar="N",
+                     help="run each method whose fit is stochastic under N seeds (--seed, --seed + 1, ...); others once (default: 1)")
     add_executor_arguments(run, "units")
     add_progress_flag(run)
     run.set_defaults(func=cmd_run)
@@ -49,6 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         splits=tuple(dict.fromkeys(check_split_name(s) for s in args.split)) or SPLITS,
         trajectories=tuple(dict.fromkeys(args.trajectory)) or ("loss",),
         force=args.force,
+        seeds=args.seeds,
         progress=ctx.progress,
         command=args.command_line,
     )
@@ -57,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         json.dump(results_document(results), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print(results_table(results))
+        print(results_table(results, verbose=args.verbose))
         print(f"\nresults written to {plan.out}/")
     for path in results.replaced:
         print(f"tdabench: recomputed {path}: it was unreadable", file=sys.stderr)

@@ -185,11 +185,11 @@ def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics:
     else:
         bench_id = _base_id(task, settings)
         meta = BenchmarkMeta(model=model, task=task, setting=setting, loss_type=_loss_type(settings, setting), n_params=_n_params(model),
-                             metrics=tuple(metrics), source="gptdynamics", description=f"GPTDynamics {setting} runs of {model} on {task}")
+                             trajectories=tuple(metrics), source="gptdynamics", description=f"GPTDynamics {setting} runs of {model} on {task}")
         split, access, design = None, None, flips
     if extra:
         bench_id += "+" + "-".join(metrics)
-        meta = dataclasses.replace(meta, metrics=tuple(metrics), description=f"{meta.description}: {', '.join(metrics)} on their own test ids")
+        meta = dataclasses.replace(meta, trajectories=tuple(metrics), description=f"{meta.description}: {', '.join(metrics)} on their own test ids")
     root = _runs_root(first.path)
     where = str(root / "tdabench.json") if manifest else str(first.path.parent)
     if split is None:

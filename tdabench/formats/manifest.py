@@ -52,7 +52,10 @@ def read_manifest(root: Path) -> Manifest | None:
     if unknown:
         raise DataError(path, f"unknown key {sorted(unknown)[0]!r}", field="meta")
     try:
-        meta = BenchmarkMeta(**{**obj["meta"], "metrics": tuple(obj["meta"].get("metrics", ("loss",)))})
+        raw = dict(obj["meta"])
+        # "metrics" is how manifests written before tdabench 0.1's renames name the trajectories.
+        raw["trajectories"] = tuple(raw.pop("trajectories", raw.pop("metrics", ("loss",))))
+        meta = BenchmarkMeta(**raw)
     except TypeError as exc:
         raise DataError(path, str(exc), field="meta") from None
     split = SplitSpec.from_dict(obj["split"]) if obj.get("split") else None
@@ -88,7 +91,7 @@ def write_manifest(root: Path, bench_id: str, meta: BenchmarkMeta, split: SplitS
     obj: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "id": bench_id,
-        "meta": {**dataclasses.asdict(meta), "metrics": list(meta.metrics)},
+        "meta": {**dataclasses.asdict(meta), "trajectories": list(meta.trajectories)},
         "split": split.to_dict(),
     }
     if test_groups:

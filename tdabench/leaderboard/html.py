@@ -113,7 +113,7 @@ def _row(table: Table, row: Row) -> str:
         if r.status != "ok":
             cells.append(f'<td data-v="">{r.status}</td>')
         elif col.kind == "score":
-            mean, std, ci = score_parts(r.metrics.get(col.key))
+            mean, std, ci = score_parts(r.scores.get(col.key))
             extra = f'<br><span class="sd">{escape(std)}</span> <span class="ci">{escape(ci)}</span>' if std else ""
             cells.append(f'<td{best} data-v="{_num_attr(v)}">{escape(mean)}{extra}</td>')
         elif col.kind == "gap" and table.split == "seen":

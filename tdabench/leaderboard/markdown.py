@@ -36,7 +36,7 @@ def row_cells(table: Table, row: Row) -> list[str]:
         if r.status != "ok":
             cells.append(r.status)
         elif col.kind == "score":
-            mean, std, ci = score_parts(r.metrics.get(col.key))
+            mean, std, ci = score_parts(r.scores.get(col.key))
             cells.append(" ".join(x for x in (_bold(mean, best), std, ci) if x))
         elif col.kind == "gap" and table.split == "seen":
             cells.append("—")

@@ -375,7 +375,7 @@ def _write_manifest(out: Path, spec: RecordSpec, task: Task, plan: RecordingPlan
     s = spec.schedule
     meta = BenchmarkMeta(
         model=model_name, task=task.name, setting=task.setting, loss_type=task.loss_type, n_params=n_parameters,
-        metrics=metrics, source="tdabench-recorder",
+        trajectories=metrics, source="tdabench-recorder",
         description=(f"{task.description}; {model_name}, {s.sample} of {len(task.pool_a)} examples, batch {s.batch_size}, "
                      f"{s.epochs} epochs ({s.n_steps} steps), lr {s.lr:g}, {'bf16' if bf16 else 'fp32'} evaluation"
                      + ("" if spec.design.name == "uniform" else f", design {_design_words(spec.design)}")

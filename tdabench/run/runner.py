@@ -65,6 +65,8 @@ class RunPlan:
 
     Attributes:
         trajectories: what to simulate (``("all",)``: everything each benchmark records).
+        seeds: how many seeds each method whose fit is stochastic runs under (``Capabilities.stochastic``):
+            the context's seed and the next ones; other methods run once.
         command: the command line, recorded in every result's provenance.
     """
 
@@ -74,6 +76,7 @@ class RunPlan:
     splits: tuple[str, ...] = SPLITS
     trajectories: tuple[str, ...] = ("loss",)
     force: bool = False
+    seeds: int = 1
     progress: bool = True
     command: str = ""
 
@@ -84,6 +87,8 @@ class RunPlan:
             raise TDABenchError("nothing to run: no benchmark selected")
         if not self.methods:
             raise TDABenchError("nothing to run: no method is registered (see `tdabench list methods`)")
+        if self.seeds < 1:
+            raise TDABenchError(f"--seeds must be at least 1, got {self.seeds}")
 
 
 class RunResults(list[CellResult]):
@@ -137,8 +142,8 @@ def _load(refs: Sequence[BenchmarkRef], results: RunResults) -> list[Benchmark]:
 def _trajectories(benches: Sequence[Benchmark], wanted: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """Per benchmark, the trajectories to run; a name no benchmark or standard knows is an error."""
     if wanted == ("all",):
-        return {b.id: b.metrics for b in benches}
-    known = sorted(set(TRAJECTORIES) | {m for b in benches for m in b.metrics})
+        return {b.id: b.trajectories for b in benches}
+    known = sorted(set(TRAJECTORIES) | {m for b in benches for m in b.trajectories})
     for name in wanted:
         if name not in known:
             raise UnknownNameError("trajectory", name, known)
@@ -157,9 +162,10 @@ def execute(context: Context, plan: RunPlan, executor: Executor | None = None) -
     benches = _load(plan.benchmarks, results)
     per_bench = _trajectories(benches, plan.trajectories)
     units = [
-        (Unit(choice, bench.id, traj, plan.splits, out, plan.force, context.seed, str(Path(context.cache_dir).resolve()),
+        (Unit(choice, bench.id, traj, plan.splits, out, plan.force, seed, str(Path(context.cache_dir).resolve()),
               context.device, plan.command), bench)
         for bench in benches for traj in per_bench[bench.id] for choice in plan.methods
+        for seed in range(context.seed, context.seed + (plan.seeds if choice.spec.capabilities.stochastic else 1))
     ]
     states: list[UnitState] = []
     with tqdm(total=len(units), desc="units", unit="unit", disable=None if plan.progress else True, leave=False) as bar:

@@ -130,7 +130,7 @@ def split_parts(bench: Benchmark, split: str) -> tuple[tuple[str, ...], np.ndarr
 
 def not_applicable(bench: Benchmark, split: str, trajectory: str, caps: Capabilities) -> str | None:
     """Why a method with ``caps`` cannot be scored on this cell, or None if it can."""
-    if trajectory not in bench.metrics:
+    if trajectory not in bench.trajectories:
         return f"the benchmark records no {trajectory!r} trajectories"
     runs, tests = split_parts(bench, split)
     if not runs:
@@ -143,7 +143,7 @@ def not_applicable(bench: Benchmark, split: str, trajectory: str, caps: Capabili
         return "the method cannot predict test examples it was not fitted on"
     if split in ("unseen-train", "unseen-both") and not caps.unseen_train:
         return "the method cannot use training examples it was not fitted on"
-    if trajectory != "loss" and not caps.metric_trajectories:
+    if trajectory != "loss" and not caps.text_trajectories:
         return f"the method handles loss trajectories only, not {trajectory}"
     if not caps.any_length and bench.run(runs[0]).n_steps != bench.run(bench.split.fit_runs[0]).n_steps:
         return "the method predicts only runs as long as the fit runs (these runs have another length)"

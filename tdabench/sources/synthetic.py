@@ -44,13 +44,13 @@ def simfluence_benchmark(
     noise: float = 0.0,
     seed: int = 0,
     bench_id: str = "synthetic/ft/simfluence/toy",
-    metrics: tuple[str, ...] = ("loss",),
+    trajectories: tuple[str, ...] = ("loss",),
 ) -> tuple[Benchmark, SyntheticTruth]:
     """A benchmark whose trajectories follow a Simfluence-Linear process exactly (plus noise).
 
     Pool A holds training ids ``0..n_train-1``; pool B, used only by the ``n_unseen_runs``
     unseen-train runs, holds ``n_train..2*n_train-1``. Each run samples ``sample`` ids of its
-    pool and trains ``epochs`` epochs of batches of ``batch``. Other metrics than loss are the
+    pool and trains ``epochs`` epochs of batches of ``batch``. Trajectories other than loss are the
     loss trajectory mapped to a 0-100 scale, ``100 / (1 + y)`` (a stand-in that moves with it).
 
     Only IEEE-exact arithmetic (+, -, *, /) and numpy's ``Generator`` make the values: a
@@ -79,7 +79,7 @@ def simfluence_benchmark(
             y[:, t] = A[ids].sum(0) * y[:, t - 1] + B[ids].sum(0) + rng.normal(0, noise, size=n_test)
         steps = np.arange(1, T + 1)
         traj = {"loss": Trajectory(steps, y)}
-        for m in metrics:
+        for m in trajectories:
             if m != "loss":
                 traj[m] = Trajectory(steps, 100.0 / (1.0 + y))
         lr = 1e-4 * (1.0 - np.arange(T) / T)
@@ -97,7 +97,7 @@ def simfluence_benchmark(
     )
     meta = BenchmarkMeta(
         model="synthetic", task="toy", setting="ft", loss_type="last-token",
-        metrics=tuple(dict.fromkeys(("loss", *metrics))), source="synthetic",
+        trajectories=tuple(dict.fromkeys(("loss", *trajectories))), source="synthetic",
         description="known Simfluence-Linear process",
     )
     bench = Benchmark(bench_id, meta, _examples(train_ids, "train"), _examples(test_ids, "test"), tuple(runs), split)

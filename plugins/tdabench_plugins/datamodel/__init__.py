@@ -25,7 +25,8 @@ def tdabench_methods() -> list[MethodSpec]:
             config_cls=ClusterDatamodelConfig,
             # Weights per recorded step: no runs of another length. A new training example joins
             # its nearest cluster; a new test example borrows its nearest fitted ones' weights.
-            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, any_length=False, needs_text=True),
+            capabilities=Capabilities(unseen_test=True, unseen_train=True, text_trajectories=True, any_length=False, needs_text=True,
+                                      stochastic=True),
             version="4",
             summary="zero line + per-step ridge on log cumulative counts of k-means clusters of the training examples",
         ),

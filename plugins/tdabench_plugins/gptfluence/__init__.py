@@ -21,7 +21,7 @@ __all__ = ["GPTfluence", "GPTfluenceConfig", "PairFactors", "tdabench_methods", 
 #: 2: a training example the fit did not see stands in by its nearest fitted ones (``unseen_train``).
 VERSION = "5"  # 5: residual form on the zero line
 
-_CAPS = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True, self_influence=True)
+_CAPS = Capabilities(unseen_test=True, unseen_train=True, text_trajectories=True, needs_text=True, self_influence=True, stochastic=True)
 
 
 @hookimpl

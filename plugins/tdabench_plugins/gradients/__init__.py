@@ -27,7 +27,7 @@ from tdabench_plugins.gradients._tracin import GradDot, TracInCP
 CAPABILITIES = Capabilities(
     unseen_test=True,
     unseen_train=True,
-    metric_trajectories=False,
+    text_trajectories=False,
     needs_checkpoints=True,
     needs_text=True,
     self_influence=True,

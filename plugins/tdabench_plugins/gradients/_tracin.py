@@ -67,8 +67,8 @@ class GradientSimulator:
     # ----- fit --------------------------------------------------------------------------
     def fit(self, data: FitData) -> GradientSimulator:
         """Load the model, compute the score tables of the fit examples, choose and calibrate."""
-        if data.metric != "loss":
-            raise ValueError(f"gradient methods predict the loss only (gradients of the loss), not {data.metric!r}")
+        if data.trajectory != "loss":
+            raise ValueError(f"gradient methods predict the loss only (gradients of the loss), not {data.trajectory!r}")
         t0 = time.perf_counter()
         cfg = self.config
         self.budget_ = cfg.memory_mb * 2**20
@@ -171,8 +171,8 @@ class GradientSimulator:
     # ----- simulate ---------------------------------------------------------------------
     def simulate(self, query: Query) -> np.ndarray:
         """Roll the additive model out for the query's runs and test examples."""
-        if query.metric != "loss":
-            raise ValueError(f"gradient methods predict the loss only, not {query.metric!r}")
+        if query.trajectory != "loss":
+            raise ValueError(f"gradient methods predict the loss only, not {query.trajectory!r}")
         used = np.unique(query.runs.batches)
         used = used[used >= 0]
         table = self._query_table(used, query)

@@ -25,7 +25,7 @@ __all__ = ["SimfluenceAdditive", "SimfluenceBase", "SimfluenceConfig", "Simfluen
 #: The version of every Simfluence variant (they share their code): bump it when their numbers change.
 VERSION = "4"  # 4: residual form on the zero line
 
-_CAPS = Capabilities(unseen_test=False, unseen_train=True, metric_trajectories=True, self_influence=True)
+_CAPS = Capabilities(unseen_test=False, unseen_train=True, text_trajectories=True, self_influence=True)
 
 
 @hookimpl
