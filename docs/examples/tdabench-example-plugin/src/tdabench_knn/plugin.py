@@ -15,7 +15,7 @@ def tdabench_methods() -> list[MethodSpec]:
             factory=KNNSimulator,
             config_cls=KNNConfig,
             version="1",  # bump whenever a change alters the numbers knn produces
-            capabilities=Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=True, needs_text=True),
+            capabilities=Capabilities(unseen_test=True, unseen_train=True, text_trajectories=True, needs_text=True),
             summary="additive simulator from averaged observed changes, nearest neighbours for unseen examples",
         )
     ]
