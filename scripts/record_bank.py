@@ -105,8 +105,8 @@ CF_BANK: tuple[Entry, ...] = (
           design=DesignSpec("mixture", alpha=0.7), question="what if the task mixture were different?", **_CF),
     # Bank v1 dropped a label-and-template group: the run then learns "this template means the other label" and the
     # dropped group's test loss explodes (v2 at 2e-4: the mean test loss ends at 1.82x its start). Dropping a whole
-    # template leaves both labels in every run. Without one template 95 examples remain, so runs sample 92.
-    Entry("cf-ft-neox-1m-sentiment-drop", "builtin/cf/ft/neox-1m/sentiment-drop-group", "neox-1m", "sentiment", default=True, sample=92,
+    # template leaves both labels in every run. Without one template 91 examples remain (pool B), so runs sample 88.
+    Entry("cf-ft-neox-1m-sentiment-drop", "builtin/cf/ft/neox-1m/sentiment-drop-group", "neox-1m", "sentiment", default=True, sample=88,
           design=DesignSpec("drop-group", group_by="template"), question="what if one kind of review (plain or quoted) were left out?", **_CF),
     Entry("cf-ft-neox-1m-sentiment-dup", "builtin/cf/ft/neox-1m/sentiment-duplicate", "neox-1m", "sentiment",
           design=DesignSpec("duplicate", k=16, m=4), question="what if 16 examples of one group were repeated 4 times?", **_CF),
