@@ -224,7 +224,7 @@ def pack_entry(e: Entry, root: Path) -> None:
         "design": e.design.name, "question": e.question,
         "description": bench.meta.description, "default": e.default, "n_runs": len(bench.runs),
         "n_eval_runs": len(bench.split.eval_runs), "n_unseen_runs": len(bench.split.unseen_train_runs),
-        "n_steps": int(bench.runs[0].n_steps), "n_test": int(loss.shape[0]), "metrics": list(bench.trajectories),
+        "n_steps": int(bench.runs[0].n_steps), "n_test": int(loss.shape[0]), "trajectories": list(bench.trajectories),
         "content_hash": bench.content_hash, "mean_test_loss_start": round(float(curves[:, :, 0].mean()), 4),
         "mean_test_loss_end": round(float(curves[:, :, -1].mean()), 4), "archive_bytes": archive.stat().st_size,
         "headroom": headroom_of(bench), **properties_of(bench, root), "learning_rate": e.lr, "warmup": e.warmup,
@@ -263,7 +263,7 @@ def docs_table() -> str:
         runs, unseen = e["n_runs"], e.get("n_unseen_runs", 3)
         rows.append(
             f"| `{e['id']}`{' (default)' if e['default'] else ''} | {e['model']} | {e['task']} | {e['n_steps']} | {runs - unseen} + {unseen} | "
-            f"{e['n_test']} | {', '.join(e['metrics'])} | {e['mean_test_loss_start']} -> {e['mean_test_loss_end']} | "
+            f"{e['n_test']} | {', '.join(e.get('trajectories', e.get('metrics', [])))} | {e['mean_test_loss_start']} -> {e['mean_test_loss_end']} | "
             + (f"{e['mean_bleu_start']} -> {e['mean_bleu_end']} / {e['mean_rougeL_start']} -> {e['mean_rougeL_end']} | " if "mean_bleu_start" in e else "- | ")
             + f"{int(e['archive_bytes']) / 1e6:.2f} MB, sha256 `{str(e['sha256'])[:16]}` | `{str(e['content_hash'])[7:23]}` |"
         )

@@ -59,3 +59,38 @@ def test_pack_extract_roundtrip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / "archives" / "x.tar.xz").write_bytes(b"damaged")
     with pytest.raises(Exception, match="sha256"):
         bank.load(entry, tmp_path / "cache2")
+
+
+@pytest.mark.parametrize("bench_id", ["builtin/ft/neox-1m/sentiment", "builtin/cf/ft/neox-1m/webnlg-duplicate",
+                                      "builtin/it/neox-0.2m/mixture", "builtin/mislabel/ft/neox-1m/sentiment"])
+def test_a_retrained_run_of_each_tier_matches_its_recording(bench_id: str) -> None:
+    """Runs are deterministic given their batches: training the benchmark's own model again on an
+    evaluation run's batches, with the recorder's loop on one thread (as each recording worker
+    had), gives its recorded loss trajectory within 1e-4 at every step."""
+    import numpy as np
+    from torchthreads import one_thread
+
+    from tdabench.recorder.retrain import observe, trainer_for
+    from tdabench.run.context import Context
+
+    ctx = Context.create(progress=False)
+    bench = ctx.registry.benchmarks(ctx)[bench_id].load()
+    run = bench.run(bench.split.eval_runs[0])
+    ids = bench.test.ids[:16]
+    recorded = run.trajectories["loss"]
+    with one_thread():
+        got = observe(trainer_for(bench), run.batches, bench.test.subset(ids), recorded.steps)
+    np.testing.assert_allclose(got, recorded.values[bench.test.positions(ids)], rtol=0, atol=1e-4)
+
+
+def test_every_bank_benchmark_reports_its_targets() -> None:
+    """The bank's measured properties (docs/benchmarks.md): the targets on the fit runs' mean test
+    loss, and a reason wherever a benchmark is left out of the summaries."""
+    from tdabench.recorder.properties import LEARNING_LIMIT, TRANSIENT_LIMIT
+
+    for e in bank.read_index():
+        t = e["targets"]
+        assert t["no_transient"] == (t["max_over_step0"] <= TRANSIENT_LIMIT) and t["learned"] == (t["final_over_step0"] <= LEARNING_LIMIT)
+        misses = not t["no_transient"] or (str(e["id"]).split("/")[-3] == "ft" and not t["learned"])
+        assert bool(e.get("not_ranked")) == misses, e["id"]
+        assert len(e["fit_curve"]["mean"]) == e["n_steps"] + 1 and e["run_seconds_per_run"] > 0
