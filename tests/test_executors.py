@@ -233,3 +233,31 @@ def test_ray_missing_says_how_to_install(command: str, serial: tuple[Path, dict]
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["tdabench: error: the Ray executor needs Ray: pip install 'tdabench[ray]'"]
     assert not (tmp_path / "rec").exists()  # refused before anything was written
+
+
+def test_simulate_and_mislabel_dispatch_through_ray(local_ray: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tdabench simulate` and `tdabench mislabel` run their methods as Ray tasks, and write the
+    same envelope as `tdabench run`."""
+    from gdrelease import write_release_tree
+
+    from tdabench.formats.gptdynamics_load import load_benchmarks
+    from tdabench.formats.gptdynamics_write import write_batches
+
+    tree = write_release_tree(tmp_path / "gd")
+    debug = "gptdynamics/ft/pythia-410m/sst2-dataset-debug-is-mislabelled"
+    assert main(["mislabel", "--data-dir", str(tree), "--benchmark", debug, "--method", "simfluence-linear", "--no-retrain",
+                 "--executor", "ray", "--out", str(tmp_path / "m"), "--no-progress"]) == 0
+    ranking = json.loads(next((tmp_path / "m").rglob("simfluence-linear/seed-0.json")).read_text())
+    bench = "gptdynamics/ft/pythia-410m/rte"
+    rte = next(b for b in load_benchmarks(tree) if b.id == bench)
+    plan = tmp_path / "plan.json"
+    write_batches(plan, rte.run(rte.split.fit_runs[0]).batches)  # a fit run's batches: every id has factors
+    assert main(["simulate", "--data-dir", str(tree), "--benchmark", bench, "--method", "simfluence-linear", "--plan", str(plan),
+                 "--executor", "ray", "--out", str(tmp_path / "w"), "--no-progress"]) == 0
+    whatif = json.loads((tmp_path / "w" / "whatif.json").read_text())
+    envelope = ("schema", "key", "status", "benchmark", "data_hash", "method", "method_name", "method_version", "distribution",
+                "config", "seed", "scores", "error", "provenance")
+    for rec in (ranking, whatif):
+        assert all(k in rec for k in envelope) and rec["status"] == "ok"
+    assert ranking["schema"] == "tdabench.mislabel/2" and whatif["schema"] == "tdabench.whatif/2"
+    capsys.readouterr()
