@@ -270,6 +270,42 @@ def docs_table() -> str:
     return "\n".join(rows)
 
 
+def targets_table() -> str:
+    """The Markdown table of the bank's measured properties (docs/benchmarks.md), from index.json."""
+    rows = ["| benchmark | lr | step 1 / step 0 | max / step 0 | final / step 0 | targets | accuracy or BLEU / ROUGE-L, step 0 -> end | headroom | s / run |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for e in read_index():
+        t = e.get("targets")
+        if not isinstance(t, dict):
+            continue
+        setting = str(e["id"]).split("/")[-3]
+        met = ("no transient" if t["no_transient"] else "**transient**") + (
+            "" if setting != "ft" else (", learned" if t["learned"] else ", **not learned**"))
+        ends = []
+        for key in ("label_accuracy", "text_scores"):
+            part = e.get(key) or {}
+            ends += [f"{g} {v[0]:.3g} -> {v[1]:.3g}" for g, v in part.items() if g != "steps"]
+        h = (e.get("headroom") or {}).get("reference_over_constant")
+        rows.append(f"| `{e['id']}` | {e.get('learning_rate', float('nan')):g} | {t['step1_over_step0']:.3f} | {t['max_over_step0']:.3f} | "
+                    f"{t['final_over_step0']:.3f} | {met} | {'; '.join(ends) or '-'} | {'-' if h is None else f'{h:.2f}'} | "
+                    f"{e.get('run_seconds_per_run', float('nan')):.1f} |")
+    return "\n".join(rows)
+
+
+def search_table(path: Path) -> str:
+    """The Markdown table of ``scripts/lr_search.py``'s grid points and choices (docs/benchmarks.md)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    rows = ["| model | task | lr | max / step 0 | final / step 0 | accuracy at the end | chosen |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key, d in data.items():
+        model, task = key.split(":")
+        for lr, pt in sorted(d["points"].items(), key=lambda kv: float(kv[0])):
+            acc = pt.get("label_accuracy", {})
+            acc_s = "; ".join(f"{g} {v[-1]:.2f}" for g, v in acc.items() if g != "steps") or "-"
+            rows.append(f"| {model} | {task} | {lr} | {pt['max_over_step0']:.3f} | {pt['final_over_step0']:.3f} | {acc_s} | "
+                        f"{'**yes**' if float(lr) == float(d['chosen']) else ''} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     """Record (resuming) and pack the selected bank entries."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -281,10 +317,13 @@ def main() -> None:
     ap.add_argument("--repack", action="store_true", help="pack the shipped archives again (no recording, no build dir)")
     ap.add_argument("--device", default="cpu")
     add_executor_arguments(ap, "runs")
-    ap.add_argument("--docs", action="store_true", help="print the docs/benchmarks.md table of the packed bank and exit")
+    ap.add_argument("--docs", action="store_true", help="print the docs/benchmarks.md tables of the packed bank and exit")
+    ap.add_argument("--search", type=Path, help="with --docs: also the table of this scripts/lr_search.py result file")
     args = ap.parse_args()
     if args.docs:
-        print(docs_table())
+        print(docs_table() + "\n\n" + targets_table())
+        if args.search is not None:
+            print("\n" + search_table(args.search))
         return
     if args.pretrain:
         from tdabench.recorder.models import SIZES, TUNED

@@ -48,13 +48,14 @@ def read_manifest(root: Path) -> Manifest | None:
         if key not in obj:
             raise DataError(path, "missing", field=key)
     meta_fields = {f.name for f in dataclasses.fields(BenchmarkMeta)}
-    unknown = set(obj["meta"]) - meta_fields
+    unknown = set(obj["meta"]) - meta_fields - {"metrics"}  # "metrics": the trajectories' name before tdabench 0.1
     if unknown:
         raise DataError(path, f"unknown key {sorted(unknown)[0]!r}", field="meta")
     try:
         raw = dict(obj["meta"])
         # "metrics" is how manifests written before tdabench 0.1's renames name the trajectories.
-        raw["trajectories"] = tuple(raw.pop("trajectories", raw.pop("metrics", ("loss",))))
+        old = raw.pop("metrics", ("loss",))
+        raw["trajectories"] = tuple(raw.pop("trajectories", old))
         meta = BenchmarkMeta(**raw)
     except TypeError as exc:
         raise DataError(path, str(exc), field="meta") from None
