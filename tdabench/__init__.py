@@ -23,6 +23,12 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from tdabench.compat import hide_mismatched_builds
+
+# Before anything imports transformers: a torchvision built for CUDA next to the CPU torch breaks
+# every transformers model import (tdabench/compat.py says how).
+hide_mismatched_builds()
+
 try:
     __version__ = version("tdabench")
 except PackageNotFoundError:  # running from a source tree that is not installed

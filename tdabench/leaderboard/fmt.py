@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from tdabench.scores import Score
 
@@ -60,3 +62,14 @@ def rank_text(mean: float | None, k: int, n: int) -> str:
 def skill_text(mean: float | None, k: int, n: int, beats: int) -> str:
     """A mean-skill cell: the mean over ``k`` of ``n`` benchmarks, and on how many the CI lies above 0."""
     return f"{num(mean)} ({k}/{n}, >0: {beats})" if mean is not None else f"– (0/{n})"
+
+
+#: The ``params`` values of the gradient families' shared option (every parameter, the linear
+#: layers, the output layer); rows that used one say which beside the method.
+PARAM_SETS: tuple[str, ...] = ("all", "linear", "last-layer")
+
+
+def param_set(config: Mapping[str, Any]) -> str:
+    """``" [params: linear]"`` for a result whose config chose a gradient parameter set, else ''."""
+    value = config.get("params")
+    return f" [params: {value}]" if isinstance(value, str) and value in PARAM_SETS else ""

@@ -15,7 +15,7 @@ from html import escape
 from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text
+from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text, param_set
 from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, group_title, table_heading
 from tdabench.leaderboard.plots import size_svg, trajectory_svg
 from tdabench.results.mislabel import MislabelResult
@@ -106,7 +106,7 @@ def _row(table: Table, row: Row) -> str:
     cls = {"ok": "", "n/a": ' class="na"', "failed": ' class="failed"'}[r.status]
     mark = ' <i>(in-sample)</i>' if r.in_sample else ""
     cells = [f'<td data-v="{row.rank if row.rank is not None else ""}">{row.rank if row.rank is not None else "–"}</td>',
-             f'<td class="text">{escape(r.method)}{mark}</td>']
+             f'<td class="text">{escape(r.method + param_set(r.config))}{mark}</td>']
     for col in COLUMNS:
         best = ' class="best"' if r.method in table.best.get(col.key, frozenset()) else ""
         v = col.value(row)

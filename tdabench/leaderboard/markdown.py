@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text
+from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text, param_set
 from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
 from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
 from tdabench.leaderboard.mislabel import by_benchmark, reference_line
@@ -30,7 +30,7 @@ def _bold(text: str, on: bool) -> str:
 def row_cells(table: Table, row: Row) -> list[str]:
     """The markdown cells of one row (rank, method, columns, note)."""
     r = row.result
-    cells = [str(row.rank) if row.rank is not None else "–", esc(r.method) + (" *(in-sample)*" if r.in_sample else "")]
+    cells = [str(row.rank) if row.rank is not None else "–", esc(r.method + param_set(r.config)) + (" *(in-sample)*" if r.in_sample else "")]
     for col in COLUMNS:
         best = r.method in table.best.get(col.key, frozenset())
         if r.status != "ok":

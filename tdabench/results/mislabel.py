@@ -14,6 +14,10 @@ Definitions (docs/metrics.md, "Mislabel identification"):
 * ``auc``: dattri's ``mislabel_detection_auc``: inspecting 1, 2, ..., N examples in order
   traces true-positive rate (flipped found / flipped) against false-positive rate (clean
   inspected / clean); the area under it by the trapezoid rule (0.5: chance, 1: every flip first).
+  Tied suspicions are inspected as one group (average ranks: the Mann-Whitney statistic), so the
+  AUC does not depend on the candidates' order; on distinct scores it is dattri's exactly
+  (tests/test_field_crosscheck.py). dattri breaks ties by position, which moved a tied ranking's
+  AUC by up to 0.037.
 """
 
 from __future__ import annotations
@@ -95,11 +99,24 @@ def detection_auc(flipped_in_order: np.ndarray) -> float:
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))  # the trapezoid rule
 
 
+def ranked_auc(suspicion: np.ndarray, flipped: np.ndarray) -> float:
+    """The detection AUC with tied suspicions at their average rank (NaN ranks last): the share of
+    (flipped, clean) pairs whose flipped one is more suspect, ties counting one half."""
+    from scipy.stats import rankdata
+
+    s = np.where(np.isfinite(suspicion), suspicion, -np.inf)
+    f = np.asarray(flipped, dtype=bool)
+    n_f, n_c = int(f.sum()), int((~f).sum())
+    ranks = rankdata(s, method="average")
+    return float((ranks[f].sum() - n_f * (n_f + 1) / 2.0) / (n_f * n_c))
+
+
 def detection(suspicion: np.ndarray, flipped: np.ndarray) -> tuple[np.ndarray, dict[str, float], float]:
-    """(inspection order, fraction found, auc) of one ranking of the candidates."""
-    order = inspection_order(np.asarray(suspicion, dtype=np.float64))
+    """(inspection order, fraction found, auc) of one ranking of the candidates (auc: :func:`ranked_auc`)."""
+    suspicion = np.asarray(suspicion, dtype=np.float64)
+    order = inspection_order(suspicion)
     hits = np.asarray(flipped, dtype=bool)[order]
-    return order, fraction_found(hits), detection_auc(hits)
+    return order, fraction_found(hits), ranked_auc(suspicion, flipped)
 
 
 def baseline_suspicion(name: str, bench: Benchmark, ids: np.ndarray, seed: int) -> np.ndarray:

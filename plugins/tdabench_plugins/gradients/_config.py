@@ -18,7 +18,8 @@ class GradientConfig:
     """Options shared by TracIn-CP, Grad-Dot and influence functions (``published`` applies its
     settings in ``__post_init__``, so results show the options that ran)."""
 
-    params: str = option("all", "parameters whose gradients are used ('last-layer': the output layer, as the published TracIn-CP baseline)", choices=PARAM_SETS)
+    params: str = option("all", "parameters whose gradients are used: all; linear (the nn.Linear layers' weights and biases, "
+                         "what kronfluence covers); last-layer (the output layer, as the published TracIn-CP baseline)", choices=PARAM_SETS)
     projection_dim: int = option(0, "project gradients to this many dimensions with a seeded random map (0: no projection)", ge=0)
     projection: str = option("sketch", "kind of random projection (sketch: CountSketch, any size; gaussian: dense)", choices=PROJECTION_KINDS)
     checkpoint_run: str = option("", "run whose checkpoints are used (default: the first fit run that has checkpoints)")

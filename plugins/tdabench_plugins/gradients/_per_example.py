@@ -20,18 +20,24 @@ from torch.func import functional_call, grad, vmap
 from tdabench import Encoded, token_losses
 from tdabench_plugins.gradients._project import Projector
 
-PARAM_SETS: tuple[str, ...] = ("all", "last-layer")
+#: The parameter sets every gradient family offers (the ``params`` option): every parameter; the
+#: weights and biases of the ``nn.Linear`` modules only (what kronfluence's factors can cover); the
+#: output layer (the published TracIn-CP baseline).
+PARAM_SETS: tuple[str, ...] = ("all", "linear", "last-layer")
 #: Rows per chunk never exceed this: beyond it vmap gains nothing on CPU.
 MAX_CHUNK = 64
 
 
 def selected_names(model: torch.nn.Module, which: str) -> list[str]:
-    """Names of the parameters differentiated: all, or those of the output layer."""
+    """Names of the parameters differentiated: all, those of the linear layers, or those of the output layer."""
     if which not in PARAM_SETS:
         raise ValueError(f"params must be one of {', '.join(PARAM_SETS)}, got {which!r}")
     named = list(model.named_parameters())
     if which == "all":
         return [n for n, _ in named]
+    if which == "linear":
+        ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters(recurse=False)}
+        return [n for n, p in named if id(p) in ids]
     head = model.get_output_embeddings()
     if head is None:
         raise ValueError("params=last-layer: the model has no output layer (get_output_embeddings() is None)")
