@@ -50,7 +50,7 @@ def test_the_families_are_registered_with_their_residual_forms() -> None:
     assert names <= set(methods)
     for name in names:
         caps = methods[name].capabilities
-        assert caps.needs_checkpoints and caps.self_influence and caps.unseen_test and caps.unseen_train and not caps.metric_trajectories
+        assert caps.needs_checkpoints and caps.self_influence and caps.unseen_test and caps.unseen_train and not caps.text_trajectories
         assert caps.any_length == (not name.endswith("-residual"))
         assert methods[name].distribution.startswith("tdabench")
 

@@ -19,7 +19,7 @@ from tdabench_plugins.kronfluence._config import CalibratedKronfluenceConfig, Kr
 from tdabench_plugins.kronfluence._simulator import KronfluenceInfluence
 
 #: As the hand-written gradient methods: any text, loss trajectories only, checkpoints needed.
-CAPABILITIES = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=False, needs_checkpoints=True,
+CAPABILITIES = Capabilities(unseen_test=True, unseen_train=True, text_trajectories=False, needs_checkpoints=True,
                             needs_text=True, self_influence=True)
 #: The version of every kronfluence method: bump it when their numbers change.
 VERSION = "1"

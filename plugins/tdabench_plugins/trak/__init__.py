@@ -16,7 +16,7 @@ from tdabench import Capabilities, MethodSpec, Residual, hookimpl
 from tdabench_plugins.trak._config import TrakConfig
 from tdabench_plugins.trak._simulator import TRAK
 
-CAPABILITIES = Capabilities(unseen_test=True, unseen_train=True, metric_trajectories=False, needs_checkpoints=True,
+CAPABILITIES = Capabilities(unseen_test=True, unseen_train=True, text_trajectories=False, needs_checkpoints=True,
                             needs_text=True, self_influence=True)
 #: The version of both TRAK methods: bump it when their numbers change.
 VERSION = "1"
