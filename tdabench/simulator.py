@@ -39,6 +39,8 @@ class Capabilities:
             simulator has ``self_influence(ids)`` (:class:`SelfInfluence`; ``tdabench mislabel``).
         stochastic: its fit depends on the seed (random initialization, projections, clustering):
             ``tdabench run --seeds N`` runs it under N seeds, and the leaderboard shows their spread.
+        reference: not a method but a reference point (``retrain``: the training it replaces),
+            shown beside the methods and never ranked.
     """
 
     unseen_test: bool = False
@@ -49,6 +51,7 @@ class Capabilities:
     any_length: bool = True
     self_influence: bool = False
     stochastic: bool = False
+    reference: bool = False
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,8 @@ def low_power(row: Row) -> bool:
 
 
 def ranking_value(row: Row) -> float | None:
-    """The skill a row is ranked by; None for failed, n/a, undefined and in-sample cells."""
-    return None if row.result.in_sample else _score(RANK_METRIC)(row)
+    """The skill a row is ranked by; None for failed, n/a, undefined, in-sample and reference cells."""
+    return None if row.result.in_sample or not row.result.ranked else _score(RANK_METRIC)(row)
 
 
 def _gap(row: Row) -> float | None:

@@ -168,6 +168,7 @@ class CellResult(Record):
         in_sample: the runner rescaled the predicted change by a least-squares fit to this
             split's own truth, because the method asked (``fit_info()["in_sample_scale"]``, the
             published TracIn-CP protocol): not comparable with out-of-sample cells.
+        ranked: False for a reference point (``Capabilities.reference``, e.g. ``retrain``): shown, never ranked.
     """
 
     KIND: ClassVar[str] = "cell"
@@ -188,6 +189,7 @@ class CellResult(Record):
     samples: Mapping[str, Any] = field(default_factory=dict)
     fit_info: Mapping[str, Any] = field(default_factory=dict)
     in_sample: bool = False
+    ranked: bool = True
 
     def _extra_to_dict(self, d: dict[str, Any]) -> dict[str, Any]:
         d["config"] = dict(self.config)

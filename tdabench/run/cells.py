@@ -116,7 +116,8 @@ def stub(unit: Unit, bench: Benchmark, split: str) -> CellResult:
                    benchmark=bench.id, data_hash=bench.content_hash, trajectory=unit.trajectory, split=split, seed=unit.seed, fit=fit)
     return CellResult(status="ok", method=unit.choice.display, method_name=spec.name, config=config, origin=spec.origin,
                       benchmark=bench.id, data_hash=bench.content_hash, trajectory=unit.trajectory, split=split, seed=unit.seed,
-                      key=key, method_version=spec.version, distribution=spec.distribution, fit=fit)
+                      key=key, method_version=spec.version, distribution=spec.distribution, fit=fit,
+                      ranked=not spec.capabilities.reference)
 
 
 def _reusable(unit: Unit, cell: CellResult, replaced: list[str]) -> CellResult | None:
