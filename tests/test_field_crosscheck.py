@@ -22,7 +22,7 @@ from tdabench.methods.lm import token_losses
 from tdabench.results.mislabel import detection
 from tdabench.run.context import Context
 from tdabench.run.views import fit_data
-from tdabench.scores import score
+from tdabench.scoring import score
 from test_gradients import tiny_benchmark
 
 _STATE: dict[str, Benchmark] = {}
