@@ -343,7 +343,7 @@ def test_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[Benchmark, 
     out = tmp_path / "results"
     opts = ",".join(f"{k}={v}" for k, v in SMALL.items())
     argv = ["run", "--benchmark", str(root), "--method", f"gptfluence:{opts}", "--out", str(out), "--no-progress", *_plugin_args()]
-    assert main(argv + ["--metric", "loss", "--metric", "bleu"]) == 0
+    assert main(argv + ["--trajectory", "loss", "--trajectory", "bleu"]) == 0
     results = read_results(out)
     assert len(results) == 2 * 4
     for r in results:

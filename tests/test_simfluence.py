@@ -374,7 +374,7 @@ def test_listed_and_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[
     argv = ["run", "--benchmark", str(root), "--out", str(out), "--no-progress", *_plugin_args()]
     for name in VARIANTS:
         argv += ["--method", f"simfluence-{name}"]
-    assert main(argv + ["--metric", "loss", "--metric", "bleu"]) == 0
+    assert main(argv + ["--trajectory", "loss", "--trajectory", "bleu"]) == 0
     results = read_results(out)
     assert len(results) == 3 * 2 * 4
     for r in results:
