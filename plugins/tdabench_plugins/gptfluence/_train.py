@@ -7,7 +7,8 @@ Dynamics (n-th order Markov, ``order = n``), for a test example z and the batch 
 Missing history at the start is the initial value repeated: ``y_{-1} = y_{-2} = ... = y_0``.
 
 Training is teacher-forced one-step regression over every (run, transition, test example)
-triple of the fit runs. A minibatch holds about ``batch_size`` triples as a block: about
+triple of the fit runs. A minibatch holds about ``batch_size`` triples (more on a large fit,
+so an epoch takes at most ``max_steps_per_epoch`` steps: :func:`epoch_batch`) as a block: about
 sqrt(batch_size) test examples times the (run, transition) rows that fill it, every triple
 once per epoch in shuffled blocks (:func:`block_shape`). A step maps each distinct example of
 the block through the network once (the dominant cost) and combines them with tensor ops over
