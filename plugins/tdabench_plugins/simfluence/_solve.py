@@ -20,7 +20,7 @@ Two solvers give the same answer:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 
@@ -51,18 +51,21 @@ class RowBlocks:
         self.parts = [m[a:b] for a, b in self.spans]
         self.pool = pool
 
+    def each(self, fn: Callable[[sp.csr_matrix, int, int], None]) -> None:
+        """``fn(block, first_row, end_row)`` for every row block, on the pool's threads."""
+        if self.pool is None:
+            for part, (a, b) in zip(self.parts, self.spans):
+                fn(part, a, b)
+        else:
+            list(self.pool.map(lambda i: fn(self.parts[i], *self.spans[i]), range(len(self.parts))))
+
     def __matmul__(self, v: np.ndarray) -> np.ndarray:
         out = np.empty((self.shape[0], *v.shape[1:]), dtype=np.result_type(v.dtype, self.parts[0].dtype))
 
-        def one(i: int) -> None:
-            a, b = self.spans[i]
-            out[a:b] = self.parts[i] @ v
+        def one(part: sp.csr_matrix, a: int, b: int) -> None:
+            out[a:b] = part @ v
 
-        if self.pool is None:
-            for i in range(len(self.parts)):
-                one(i)
-        else:
-            list(self.pool.map(one, range(len(self.parts))))
+        self.each(one)
         return out
 
 
@@ -167,11 +170,26 @@ def _solve_cg(
     w = penalty_weights(design)[:, None, :]  # [nb, 1, nz]
     theta0 = prior_values(design, neutral)[:, None, None]
 
+    U = np.empty((nb, C.shape[0], nz))  # F_j * (m X v), reused by every product
+
     def gram_apply(V: np.ndarray) -> np.ndarray:
-        s = F[0] * (C @ V[0])
-        for j in range(1, nb):
-            s += F[j] * (C @ V[j])  # s = m X v, [N, nz]
-        return np.stack([Ct @ (F[j] * s) for j in range(nb)])
+        # Row blocks of C on the threads, the elementwise work with them (numpy releases the GIL too).
+        def transitions(part: sp.csr_matrix, a: int, b: int) -> None:
+            s = F[0][a:b] * (part @ V[0])
+            for j in range(1, nb):
+                s += F[j][a:b] * (part @ V[j])  # s = m X v, [rows, nz]
+            for j in range(nb):
+                np.multiply(F[j][a:b], s, out=U[j, a:b])
+
+        out = np.empty((nb, n, nz))
+
+        def examples(part: sp.csr_matrix, a: int, b: int) -> None:
+            for j in range(nb):
+                out[j, a:b] = part @ U[j]
+
+        C.each(transitions)
+        Ct.each(examples)
+        return out
 
     def dot(a: np.ndarray, c: np.ndarray) -> np.ndarray:
         return np.einsum("jiz,jiz->z", a, c)  # one inner product per test example
