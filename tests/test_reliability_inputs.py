@@ -236,3 +236,57 @@ def test_nan_in_fit_info_writes_standard_json(synthetic_dir: Path, tmp_path: Pat
         assert d["fit_info"] == {"nan": None, "inf": None, "arr": [None, 1.0], "nested": {"x": [None]}}
     json.loads(stdout[stdout.index("{"):], parse_constant=strict)
     assert np.isfinite(1.0)
+
+
+def test_fit_info_that_is_not_a_mapping() -> None:
+    from tdabench.results.record import CellResult
+    from tdabench.run.worker import fit_info
+
+    class Odd:
+        def fit_info(self) -> float:
+            return float("nan")
+
+    info = fit_info(Odd())
+    cell = CellResult(key="k", status="ok", benchmark="b", data_hash="h", method="m", trajectory="loss", split="seen", fit_info=info)
+    assert json.loads(json.dumps(cell.to_dict(), allow_nan=False))["fit_info"] == {"fit_info": None}
+
+
+# 12, 13. record: a bound, Ctrl-C, one recording per --out.
+
+def test_record_refuses_a_billion_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line(capsys, ["record", "--model", "neox-0.2m", "--task", "sentiment", "--runs", "1000000000", "--out", str(tmp_path / "o")],
+              "--runs must be at least 2 and at most 10000; got 1000000000")
+    assert not (tmp_path / "o").exists()
+
+
+def test_two_recordings_into_one_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tdabench.formats.jsonl import DirLock
+
+    (tmp_path / "o").mkdir()
+    held = DirLock(tmp_path / "o", "held")
+    try:
+        _one_line(capsys, ["record", "--model", "neox-0.2m", "--task", "sentiment", "--runs", "4", "--out", str(tmp_path / "o")],
+                  "is being recorded by another `tdabench record`")
+    finally:
+        held.release()
+
+
+def test_ctrl_c_works_when_started_with_sigint_ignored(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+
+    import tdabench.cli.listing as listing
+
+    seen = []
+
+    def probe(args: object) -> int:
+        seen.append(signal.getsignal(signal.SIGINT))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(listing, "cmd_list", probe)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job of a non-interactive shell
+    try:
+        assert main(["list", "methods"]) == 130
+        assert seen == [signal.default_int_handler]
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -42,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["tdabench", *argv])
     previous = signal.signal(signal.SIGTERM, _interrupt) or signal.SIG_DFL
+    # Ctrl-C stops every command, even one a non-interactive shell started in the background
+    # (it would inherit SIGINT ignored, and a long recording could then only be killed).
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args))
     except TDABenchError as exc:
@@ -52,3 +57,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
