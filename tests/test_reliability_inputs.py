@@ -290,3 +290,13 @@ def test_ctrl_c_works_when_started_with_sigint_ignored(monkeypatch: pytest.Monke
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_full_disk_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import tdabench.cli.listing as listing
+
+    def full(args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "/somewhere/file")
+
+    monkeypatch.setattr(listing, "cmd_list", full)
+    _one_line(capsys, ["list", "methods"], "No space left on device writing /somewhere/file")
