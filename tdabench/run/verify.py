@@ -8,6 +8,7 @@ changes what a table shows.
 
 from __future__ import annotations
 
+import functools
 import math
 import zipfile
 from collections.abc import Mapping
@@ -69,6 +70,12 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
         return f"predictions {path.name} unreadable ({exc})"
 
 
+@functools.lru_cache(maxsize=4)
+def _zero_line(bench: Benchmark, trajectory: str, fit: str) -> ZeroLine:
+    """The batch-blind reference of one fit (the same for every method and seed: fitted once)."""
+    return ZeroLine.fit(fit_data(bench, trajectory, fit=fit, seed=0, with_model=False, cache_dir=None, device="cpu"))
+
+
 def verify_cell(cell: CellResult, predictions: Path | None, bench: Benchmark, *, intervals: bool = True) -> Verdict:
     """Whether ``cell``'s stored scores are those of its stored ``predictions`` against ``bench``'s truth.
 
@@ -89,9 +96,8 @@ def verify_cell(cell: CellResult, predictions: Path | None, bench: Benchmark, *,
         return Verdict("mismatch", f"predictions {Path(predictions).name} are not of this split's runs and test examples")
     if not np.isfinite(pred).all():
         return Verdict("mismatch", f"predictions {Path(predictions).name} hold non-finite values")
-    data = fit_data(bench, cell.trajectory, fit=SPLIT_FIT[cell.split], seed=cell.seed, with_model=False, cache_dir=None, device="cpu")
     try:
-        ref: np.ndarray | None = ZeroLine.fit(data).predict(view.query)
+        ref: np.ndarray | None = _zero_line(bench, cell.trajectory, SPLIT_FIT[cell.split]).predict(view.query)
     except ValueError:
         ref = None
     scores, by_group = score_split(bench, test_ids, pred, view.truth, ref, n_boot=N_BOOTSTRAP if intervals else 1)
