@@ -158,7 +158,8 @@ class Query:
 
     Attributes:
         trajectory: what to predict ("loss", "bleu", ...).
-        runs: the runs' inputs (batches, learning rates, recorded steps).
+        runs: the runs' inputs (batches, learning rates, recorded steps); in a run they are named
+            ``query-0``, ``query-1``, ... with seeds ``0, 1, ...``: nothing names an evaluation run's files.
         test: the test examples to predict (rows of the output).
         initial: float64 [R, n_test], the observed value at ``runs.steps[0]``.
         train: every training example the runs may use, with texts where known.

@@ -9,6 +9,7 @@ writing every result.
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import signal
 import sys
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors of a full or read-only disk: one line wherever they happen.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: workers are ended, finished cells kept
 
@@ -50,13 +55,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["tdabench", *argv])
     previous = signal.signal(signal.SIGTERM, _interrupt) or signal.SIG_DFL
+    # Ctrl-C stops every command, even one a non-interactive shell started in the background
+    # (it would inherit SIGINT ignored, and a long recording could then only be killed).
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args))
     except TDABenchError as exc:
         print(f"tdabench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"tdabench: error: {exc.strerror}{where}; free space (or remount writable) and rerun the same command: "
+              "finished work is kept", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tdabench: interrupted; finished cells are saved, rerun the same command to resume", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -4,8 +4,29 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+from pathlib import Path
 
+from tdabench.errors import TDABenchError
 from tdabench.run.context import Context
+
+
+def check_out_dir(out: str | Path, flag: str = "--out") -> Path:
+    """``out`` as a directory this process can write (made if missing), checked before any work;
+    otherwise a one-line error naming the flag."""
+    out = Path(out)
+    bad = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if bad is not None:
+        where = "" if bad == out else f" ({bad} is a file)"
+        raise TDABenchError(f"{flag} {out} is not a directory{where}; choose another directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=f".probe.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise TDABenchError(f"{flag} {out} is not writable ({exc.strerror}); choose another directory") from None
+    return out
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:

@@ -8,10 +8,12 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from tdabench.cli.common import add_data_flags
+from tdabench.cli.common import add_data_flags, check_out_dir
+from tdabench.cli.verify import suspicious, verify
 from tdabench.run.context import Context
 from tdabench.errors import TDABenchError
 from tdabench.leaderboard.samples import TruthSource
+from tdabench.leaderboard.collect import collect
 from tdabench.leaderboard.write import build, check
 from tdabench.results.archive import export, open_results
 
@@ -31,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--no-truth", action="store_true", help="do not load benchmarks; plots show predictions only")
     p.add_argument("--check", action="store_true",
                    help="regenerate in a temporary directory and compare with --out, ignoring the 'Generated on' line; exit 1 if they differ")
+    p.add_argument("--verify", action="store_true",
+                   help="score every cell again from its stored predictions and its benchmark's truth, report cells whose stored "
+                        "scores differ and cells with nothing to check, and exit 1 on any (writes nothing)")
     p.add_argument("--allow-mixed-versions", action="store_true",
                    help="show results of one method computed under different versions side by side (refused by default)")
     add_data_flags(p)
@@ -61,6 +66,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Write (or ``--check``) the leaderboards; failed cells are shown, not fatal."""
     if args.no_truth and args.benchmark:
         raise TDABenchError("--no-truth and --benchmark contradict each other; give one")
+    if args.verify and (args.no_truth or args.check or args.export is not None):
+        raise TDABenchError("--verify needs the benchmarks' truth and writes nothing: give it without --no-truth, --check and --export")
+    if not (args.verify or args.check or args.export is not None):
+        check_out_dir(args.out)
     results = [Path(d) for d in (args.results or ["results"])]
     if args.export is not None:
         if len(results) != 1:
@@ -77,6 +86,8 @@ def _leaderboard(args: argparse.Namespace, results: list[Path], sources: list[Pa
     """The leaderboard of the opened result sets (``sources``: what the user named, for messages)."""
     context = None if args.no_truth else Context.create(data_dir=args.data_dir, plugins=args.plugins, progress=False)
     truth = TruthSource(context, args.benchmark)
+    if args.verify:
+        return verify(collect(results, allow_mixed_versions=args.allow_mixed_versions), truth)
     command = command_line(args)
     if args.check:
         diffs = check(results, Path(args.out), truth, command, allow_mixed_versions=args.allow_mixed_versions)
@@ -92,6 +103,8 @@ def _leaderboard(args: argparse.Namespace, results: list[Path], sources: list[Pa
         print(p)
     for problem in lb.problems:
         print(f"tdabench: left out: {problem}", file=sys.stderr)
+    for line in suspicious(lb.collection.entries):
+        print(f"tdabench: suspicious: {line}; `tdabench leaderboard --verify` checks its scores, not how they were made", file=sys.stderr)
     for d in lb.collection.duplicates:
         print(f"tdabench: duplicate results for {' / '.join(map(str, d.cell))}: kept {d.kept.path}, ignored {', '.join(str(e.path) for e in d.dropped)}", file=sys.stderr)
     failed = [e for e in lb.collection.entries if e.result.status == "failed"]

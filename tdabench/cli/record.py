@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from tdabench.cli.common import add_progress_flag, quiet_libraries
+from tdabench.cli.common import add_progress_flag, check_out_dir, quiet_libraries
 from tdabench.config import check_value
 from tdabench.errors import ConfigError
 from tdabench.run.executors import add_executor_arguments, make_executor
@@ -89,6 +89,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.no_progress:
         quiet_libraries()
     spec = spec_from_args(args)
+    check_out_dir(args.out)
     executor = make_executor(args.executor, args.jobs, args.ray_address, isolate=False, timeout=args.timeout)
     out = record(spec, Path(args.out), device=args.device, progress=not args.no_progress, executor=executor)
     print(f"recorded {spec.runs} runs (+ unseen-train runs) to {out}/; evaluate with: tdabench run --benchmark {out}")

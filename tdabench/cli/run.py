@@ -64,8 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(results_table(results, verbose=args.verbose))
         print(f"\nresults written to {plan.out}/")
-    for path in results.replaced:
-        print(f"tdabench: recomputed {path}: it was unreadable", file=sys.stderr)
+    for why in results.replaced:
+        print(f"tdabench: recomputed {why}", file=sys.stderr)
     n_a = sum(r.status == "n/a" for r in results)
     print(f"tdabench: {results.computed} cell(s) computed, {results.reused} reused, {n_a} n/a", file=sys.stderr)
     for line in results.broken:

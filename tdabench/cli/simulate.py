@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tdabench.cli.common import add_data_flags, add_method_flags, add_progress_flag, context_from
+from tdabench.cli.common import add_data_flags, add_method_flags, add_progress_flag, check_out_dir, context_from
 from tdabench.errors import TDABenchError
 from tdabench.run.runner import choose_methods
 from tdabench.results.whatif import WhatIfResult
@@ -41,6 +41,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """``tdabench simulate``: exit 0, or 2 with one line when the plan or the benchmark cannot be used."""
     from tdabench.run.simulate import simulate_plan
 
+    check_out_dir(args.out)  # before loading, fitting, predicting and (--verify) training
     ctx = context_from(args)
     refs = resolve_benchmarks(ctx, [args.benchmark])
     if len(refs) != 1:

@@ -136,6 +136,8 @@ def _assemble(raws: list[RawRun], manifest: Manifest | None, task: str) -> list[
     first = main[0]
     _check_consistent(main, ood_runs=False)
     _check_consistent([r for r in raws if r.run.name in ood], ood_runs=True)
+    _check_distinct_seeds(main)
+    _check_distinct_seeds([r for r in raws if r.run.name in ood])
     examples = _examples(first, task)
     parts: dict[tuple[int, ...], list[str]] = defaultdict(list)  # test ids -> the trajectories recorded on them
     for metric, ids in first.metric_ids.items():
@@ -230,6 +232,19 @@ def _examples(first: RawRun, task: str) -> tuple[ExampleSet, ExampleSet, str, De
         if len(flipped):  # the clean copy is not a training example: each flip maps to itself
             design = DesignInfo("label-noise", {"fraction": round(len(flipped) / len(train), 4)}, {}, {int(i): int(i) for i in flipped})
     return train, test, train_file.name, design
+
+
+def _check_distinct_seeds(group: list[RawRun]) -> None:
+    """Runs of one role have distinct seeds (named in their directory): a copied run would
+    otherwise serve as a fit or validation run and be scored as an evaluation run too."""
+    seen: dict[int, RawRun] = {}
+    for raw in group:
+        if "seed" not in raw.run.settings:
+            continue  # no seed in its name: numbered by position, nothing to compare
+        other = seen.setdefault(raw.run.seed, raw)
+        if other is not raw:
+            raise DataError(raw.path, f"run {raw.run.name} has seed {raw.run.seed}, as run {other.run.name} does; a benchmark's "
+                                      "runs need distinct seeds (remove the copy, or rename it with its own seed)", field="seed")
 
 
 def _check_consistent(group: list[RawRun], *, ood_runs: bool) -> None:

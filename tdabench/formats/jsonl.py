@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tdabench.errors import DataError
+from tdabench.errors import DataError, TDABenchError
 from tdabench.run.tempfiles import temp_file
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -145,3 +145,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write one compact JSON object per line, atomically."""
     atomic_write_text(path, "".join(json.dumps(r, separators=(", ", ": ")) + "\n" for r in rows))
+
+
+class DirLock:
+    """An exclusive flock on a directory itself (nothing is written in it), taken without waiting:
+    a second writer of the same directory gets ``busy`` as a one-line error instead of racing."""
+
+    def __init__(self, path: Path, busy: str) -> None:
+        import fcntl
+
+        self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise TDABenchError(busy) from None
+
+    def release(self) -> None:
+        """Let the next writer in (closing the descriptor drops the lock)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+

@@ -29,7 +29,7 @@ from tdabench.errors import TDABenchError
 from tdabench.run.executors import Executor, Job, SerialExecutor
 from tdabench.run.pool import WorkerPool
 from tdabench.formats.gptdynamics_write import example_file_paths, write_examples, write_run
-from tdabench.formats.jsonl import atomic_write_text
+from tdabench.formats.jsonl import DirLock, atomic_write_text
 from tdabench.formats.manifest import write_manifest
 from tdabench.formats.names import format_run_name
 from tdabench.recorder.designs import DesignSpec, RecordingPlan, grouping, plan_recording
@@ -47,6 +47,10 @@ UNSEEN_SEED_OFFSET = 1000  # pool-B runs use seeds seed + 1000 + j
 DECIMALS = 4  # GPTDynamics stores four decimals; bf16 evaluation is only trusted to 1e-3
 
 
+#: The most runs of one pool: every run's plan is built up front, and a recording this size already takes days.
+MAX_RUNS = 10_000
+
+
 @dataclass(frozen=True)
 class RecordSpec:
     """Everything that determines a recording (stored in ``record.json``).
@@ -58,9 +62,10 @@ class RecordSpec:
     model: str = option("", "built-in size (neox-0.2m, neox-1m, neox-4m, neox-1m-sentiment), a local model directory, or a hub name")
     task: str = option("", "built-in task (sentiment, entailment, boolq, webnlg, wmt, mixture), a JSON Lines file "
                            "(id, input, context) or a datasets folder")
-    runs: int = option(32, "runs on training pool A (32: the published 25 fit / 2 validation / 5 evaluation)", ge=2)
+    runs: int = option(32, "runs on training pool A (32: the published 25 fit / 2 validation / 5 evaluation)", ge=2, le=MAX_RUNS)
     schedule: Schedule = field(default_factory=Schedule)
-    unseen_runs: int | None = option(None, "runs on the disjoint pool B for unseen-train (default 3 when pool B is large enough)", ge=0)
+    unseen_runs: int | None = option(None, "runs on the disjoint pool B for unseen-train (default 3 when pool B is large enough)", ge=0,
+                                     le=MAX_RUNS)
     metric_every: int | None = option(None, "record BLEU and ROUGE-L of greedy answers every N steps (default 8 for generation tasks, else off)", ge=0)
     checkpoint_every: int = option(0, "save safetensors checkpoints every N steps (0: none)", ge=0)
     checkpoint_runs: str = option("fit", "runs that save checkpoints: the first fit run (methods see only fit and validation runs' checkpoints), "
@@ -168,8 +173,19 @@ def record(spec: RecordSpec, out: Path, *, device: str = "cpu", progress: bool =
 
     Runs are independent jobs on ``executor`` (default: one after another in this process);
     each commits atomically when done. A failing run is reported after the others finish,
-    and rerunning the same call records only the missing runs.
+    and rerunning the same call records only the missing runs. A second recording into the
+    same ``out`` while this one runs is refused with one line.
     """
+    Path(out).mkdir(parents=True, exist_ok=True)
+    lock = DirLock(Path(out), f"{out} is being recorded by another `tdabench record`: wait for it to finish (then rerun to resume), "
+                              "or choose another --out")
+    try:
+        return _record(spec, out, device=device, progress=progress, executor=executor)
+    finally:
+        lock.release()
+
+
+def _record(spec: RecordSpec, out: Path, *, device: str, progress: bool, executor: Executor | None) -> Path:
     executor = executor or SerialExecutor()
     task = load_task(spec.task, loss_type=spec.loss, n_test=spec.n_test, shot=spec.shot, generation=(spec.metric_every or 0) > 0)
     plan, task = _plan_runs(spec, task)

@@ -247,12 +247,21 @@ def write_json(path: Path, record: Record) -> None:
 def write_result(out: Path, result: CellResult, predictions: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None) -> CellResult:
     """Write predictions (compressed npz) then the JSON, both atomically; return the result as written."""
     path = result_path(out, result.benchmark, result.trajectory, result.split, result.method, result.seed)
-    if predictions is not None:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, pred=predictions.astype(np.float32), **(extra or {}))
-        atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
-        result = dataclasses.replace(result, predictions=path.with_suffix(".npz").name)
-    write_json(path, result)
+    npz = path.with_suffix(".npz")
+    wrote_npz = False
+    try:
+        if predictions is not None:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, pred=predictions.astype(np.float32), **(extra or {}))
+            atomic_write_bytes(npz, buf.getvalue())
+            wrote_npz = True
+            result = dataclasses.replace(result, predictions=npz.name)
+        write_json(path, result)
+    except OSError as exc:
+        if wrote_npz:  # no predictions without their JSON: the cell is computed again on the next run
+            npz.unlink(missing_ok=True)
+        raise TDABenchError(f"cannot write {path} ({exc.strerror or exc}); free space or fix the directory, then rerun the same "
+                            "command to resume (finished cells are kept)") from None
     return result
 
 

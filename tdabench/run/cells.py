@@ -20,7 +20,7 @@ from tdabench.data import Benchmark
 from tdabench.errors import TDABenchError
 from tdabench.methods.zero_line import ZeroLine
 from tdabench.results.record import CellResult, cell_key, predictions_readable, provenance, read_result, result_path, write_result
-from tdabench.scores import OverflowingPrediction, Score, headroom
+from tdabench.scores import N_BOOTSTRAP, OverflowingPrediction, Score, headroom
 from tdabench.scoring import score_groups
 from tdabench.simulator import MethodSpec, config_dict
 from tdabench.run.locks import CellLocks
@@ -79,6 +79,7 @@ class UnitState:
     queries: dict[str, Any] = field(default_factory=dict)
     locks: CellLocks | None = None
     held: list[str] = field(default_factory=list)
+    runs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the evaluation runs' real names (the queries' are opaque)
 
     def release(self) -> None:
         """Release the locks of the cells this unit computed (once)."""
@@ -110,10 +111,11 @@ def stub(unit: Unit, bench: Benchmark, split: str) -> CellResult:
                       ranked=not spec.capabilities.reference)
 
 
-def _reusable(unit: Unit, cell: CellResult, replaced: list[str]) -> CellResult | None:
-    """The stored result of this cell if it has the same key, did not fail, and is whole.
+def _reusable(unit: Unit, bench: Benchmark, cell: CellResult, replaced: list[str]) -> CellResult | None:
+    """The stored result of this cell if it has the same key, did not fail, is whole, and its
+    scores are those of its predictions (:func:`tdabench.run.verify.verify_cell`, point values).
 
-    An unreadable result (JSON or predictions) is recomputed, and its file named in ``replaced``.
+    Any other is recomputed, and ``replaced`` gets its file and why (``PATH: it was unreadable``).
     """
     if unit.force:
         return None
@@ -123,13 +125,20 @@ def _reusable(unit: Unit, cell: CellResult, replaced: list[str]) -> CellResult |
     try:
         old = read_result(path)
     except TDABenchError:
-        replaced.append(str(path))
+        replaced.append(f"{path}: it was unreadable")
         return None
     if old.key != cell.key or old.status == "failed":
         return None
     if old.status == "ok" and not (old.predictions and predictions_readable(path.parent / old.predictions)):
-        replaced.append(str(path.with_suffix(".npz")))
+        replaced.append(f"{path.with_suffix('.npz')}: it was unreadable")
         return None
+    if old.status == "ok":
+        from tdabench.run.verify import verify_cell  # a later layer: it scores as finish_fit does
+
+        verdict = verify_cell(old, path.parent / str(old.predictions), bench, intervals=False)
+        if verdict.status == "mismatch":
+            replaced.append(f"{path}: its scores do not match its predictions ({verdict.detail})")
+            return None
     return old
 
 
@@ -150,7 +159,7 @@ def plan_unit(unit: Unit, bench: Benchmark, locks: CellLocks | None = None) -> P
     for split in unit.splits:
         cell = stub(unit, bench, split)
         reason = not_applicable(bench, split, unit.trajectory, caps)
-        existing = _reusable(unit, cell, replaced)
+        existing = _reusable(unit, bench, cell, replaced)
         if reason is None and existing is None:
             todo[split] = cell
             continue
@@ -172,7 +181,7 @@ def plan_unit(unit: Unit, bench: Benchmark, locks: CellLocks | None = None) -> P
         for split in (s for s in todo if SPLIT_FIT[s] == fit):
             view = split_view(bench, split, unit.trajectory, seed=unit.seed)
             queries[split] = view.query
-            state.truth[split], state.queries[split] = view.truth, view.query
+            state.truth[split], state.queries[split], state.runs[split] = view.truth, view.query, view.runs
             try:
                 state.reference[split] = mean.predict(view.query)
             except ValueError:  # runs of another length: no batch-blind reference, so no skill
@@ -194,6 +203,16 @@ def validated(pred: object, shape: tuple[int, int, int], initial: np.ndarray) ->
     return arr
 
 
+def score_split(bench: Benchmark, test_ids: np.ndarray, pred: np.ndarray, truth: np.ndarray, ref: np.ndarray | None,
+                n_boot: int = N_BOOTSTRAP) -> tuple[dict[str, Score], dict[str, dict[str, Score]]]:
+    """A split's scores and per-group scores: how a cell is scored, and how ``--verify`` scores it again."""
+    names, rows = group_rows(bench, test_ids)
+    scores, by_group = score_groups(pred, truth, pred if ref is None else ref, rows, group_names=names, n_boot=n_boot)
+    if ref is None:
+        scores, by_group = without_skill(scores), {g: without_skill(sc) for g, sc in by_group.items()}
+    return scores, by_group
+
+
 def without_skill(scores: dict[str, Score]) -> dict[str, Score]:
     """``scores`` with the skill undefined: a split whose runs have no batch-blind reference."""
     nan = float("nan")
@@ -212,14 +231,14 @@ def in_sample_rescaled(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 N_SAMPLES = 3
 
 
-def plot_samples(q: Any, pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+def plot_samples(q: Any, pred: np.ndarray, truth: np.ndarray, run: str) -> dict[str, Any]:
     """A few predicted and true trajectories of the split's first evaluation run, stored in the
     cell so that the pages' plots need neither predictions files nor benchmarks. The test
     examples are evenly spaced over the sorted ids: the same in every method's cell, not chosen."""
     ids = np.asarray(q.test.ids, dtype=np.int64)
     order = np.argsort(ids, kind="stable")
     picks = order[np.unique(np.linspace(0, len(ids) - 1, min(N_SAMPLES, len(ids))).round().astype(int))]
-    return {"run": str(q.runs.names[0]), "test_ids": ids[picks].tolist(), "steps": np.asarray(q.runs.steps).tolist(),
+    return {"run": run, "test_ids": ids[picks].tolist(), "steps": np.asarray(q.runs.steps).tolist(),
             "predicted": np.round(pred[0, picks], 6).tolist(), "true": np.round(truth[0, picks], 6).tolist()}
 
 
@@ -241,10 +260,7 @@ def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
             if fitted.info.get("in_sample_scale"):
                 pred = in_sample_rescaled(pred, truth)
                 base = dataclasses.replace(base, in_sample=True)
-            names, rows = group_rows(bench, q.test.ids)
-            scores, by_group = score_groups(pred, truth, pred if ref is None else ref, rows, group_names=names)
-            if ref is None:
-                scores, by_group = without_skill(scores), {g: without_skill(sc) for g, sc in by_group.items()}
+            scores, by_group = score_split(bench, q.test.ids, pred, truth, ref)
         except (ValueError, OverflowingPrediction) as exc:
             cells.append(_finish(unit, dataclasses.replace(base, status="failed", error=f"simulate: {exc}")))
             continue
@@ -252,8 +268,8 @@ def finish_fit(state: UnitState, fitted: Fitted) -> list[CellResult]:
             base, scores=scores, group_scores=by_group, reference=headroom(truth, ref) if ref is not None else {}, simulate_s=round(sim.seconds, 4),
             peak_mem_mb=round(max(fitted.peak_mb, sim.peak_mb), 1), n_runs=int(truth.shape[0]), n_test=int(truth.shape[1]),
         )
-        done = dataclasses.replace(done, samples=plot_samples(q, pred, truth))
-        extra = {"runs": np.array(q.runs.names), "test_ids": q.test.ids, "steps": q.runs.steps}
+        done = dataclasses.replace(done, samples=plot_samples(q, pred, truth, state.runs[split][0]))
+        extra = {"runs": np.array(state.runs[split]), "test_ids": q.test.ids, "steps": q.runs.steps}
         cells.append(_finish(unit, done, pred, extra))
     return cells
 

@@ -10,18 +10,40 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tdabench.errors import TDABenchError
 from tdabench.run.registry import Registry
 
 
 def default_cache_dir() -> Path:
-    """``TDABENCH_CACHE`` when set to a folder, else ``~/.cache/tdabench``.
+    """``$TDABENCH_CACHE``, else ``~/.cache/tdabench``; the home directory is looked up only when needed.
 
     An empty (or blank) ``TDABENCH_CACHE=`` counts as unset: it never means the working directory.
+
+    No home directory (a uid without a passwd entry, as under ``docker run --user``) and no
+    ``TDABENCH_CACHE`` is a one-line error that says which variable to set.
     """
     env = os.environ.get("TDABENCH_CACHE", "").strip()
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "tdabench"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError, OSError):
+        raise TDABenchError("no home directory to hold the cache (HOME is unset and this user has no passwd entry): "
+                            "set TDABENCH_CACHE to a writable directory") from None
+    return home / ".cache" / "tdabench"
+
+
+def check_cache_dir(path: Path) -> None:
+    """A one-line error unless ``path`` is (or can be made) a writable directory: checked before any work."""
+    bad = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if bad is not None:
+        raise TDABenchError(f"cache {path}: {bad} is a file, not a directory; set TDABENCH_CACHE to a writable directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TDABenchError(f"cache {path}: cannot create it ({exc.strerror}); set TDABENCH_CACHE to a writable directory") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise TDABenchError(f"cache {path}: not writable; set TDABENCH_CACHE to a writable directory")
 
 
 @dataclass
@@ -62,6 +84,7 @@ class Context:
         if data_dir is None and os.environ.get("TDABENCH_GPTDYNAMICS"):
             data_dir = os.environ["TDABENCH_GPTDYNAMICS"]
         ctx = cls(data_dir=Path(data_dir) if data_dir else None, **kwargs)  # type: ignore[arg-type]
+        check_cache_dir(Path(ctx.cache_dir))
         if autoload is None:
             autoload = os.environ.get("TDABENCH_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0")
         ctx.registry.load(plugins or [], autoload=autoload)

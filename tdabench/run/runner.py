@@ -97,7 +97,7 @@ class RunResults(list[CellResult]):
     Attributes:
         computed: cells computed by this run (ok or failed), as opposed to reused.
         reused: cells whose stored result was reused.
-        replaced: unreadable result files this run recomputed.
+        replaced: result files this run recomputed, each ``PATH: why`` (unreadable, or scores that do not match its predictions).
         broken: benchmarks that could not be loaded, with the one-line reason.
     """
 

@@ -28,10 +28,22 @@ SPLIT_FIT: dict[str, str] = {"seen": FIT_ALL, "unseen-train": FIT_ALL, "unseen-t
 
 @dataclass(frozen=True)
 class SplitView:
-    """One split's query and its truth (the truth never reaches the simulator)."""
+    """One split's query and its truth (the truth never reaches the simulator).
+
+    ``runs`` are the evaluation runs' real names, in the query's order; the query itself names
+    them opaquely (``query-0``, ...), so a method cannot find their files by name.
+    """
 
     query: Query
     truth: np.ndarray  # [R, n, K]
+    runs: tuple[str, ...] = ()
+
+
+def opaque(batches: RunBatches) -> RunBatches:
+    """``batches`` with the runs named ``query-0``, ``query-1``, ... and numbered seeds: what a
+    method needs to predict them (batches, learning rates, steps), and nothing that names their files."""
+    n = len(batches.names)
+    return dataclasses.replace(batches, names=tuple(f"query-{i}" for i in range(n)), seeds=np.arange(n, dtype=np.int64))
 
 
 def check_split_name(name: str) -> str:
@@ -160,13 +172,13 @@ def split_view(bench: Benchmark, split: str, trajectory: str, *, seed: int) -> S
     truth = values(bench, names, trajectory, tests)
     query = Query(
         trajectory=trajectory,
-        runs=run_batches(bench, names, trajectory),
+        runs=opaque(run_batches(bench, names, trajectory)),
         test=bench.test.subset(tests),
         initial=truth[:, :, 0].copy(),
         train=bench.train,
         seed=seed,
     )
-    return SplitView(query, truth)
+    return SplitView(query, truth, tuple(names))
 
 
 def group_rows(bench: Benchmark, test_ids: np.ndarray) -> tuple[list[str], list[np.ndarray]]:

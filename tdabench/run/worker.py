@@ -76,7 +76,8 @@ def fit_info(sim: object) -> dict[str, Any]:
     if getter is None:
         return {}
     try:
-        return json.loads(json.dumps(getter(), default=_jsonable))
+        info = json.loads(json.dumps(getter(), default=_jsonable))  # NaN and inf become None when the result is written
+        return info if isinstance(info, dict) else {"fit_info": info}
     except Exception as exc:  # reporting must not turn a good fit into a failure
         return {"fit_info_error": f"{type(exc).__name__}: {exc}"}
 
