@@ -246,7 +246,8 @@ def write_result(out: Path, result: CellResult, predictions: np.ndarray | None =
     path = result_path(out, result.benchmark, result.trajectory, result.split, result.method, result.seed)
     if predictions is not None:
         buf = io.BytesIO()
-        np.savez_compressed(buf, pred=predictions.astype(np.float32), **(extra or {}))
+        # numpy's stub types **kwds as if one could be named allow_pickle (a bool); ours are arrays.
+        np.savez_compressed(buf, pred=predictions.astype(np.float32), **(extra or {}))  # type: ignore[arg-type]
         atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
         result = dataclasses.replace(result, predictions=path.with_suffix(".npz").name)
     write_json(path, result)
