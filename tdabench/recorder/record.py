@@ -256,7 +256,7 @@ def record_run_job(job: RunJob, ctx: RecordContext) -> str:
     choices = label_choices(task.test.targets, task.test_groups(), task.test.ids)
     wrong_enc = encode(tok, task.test.prompts, [o or t for o, t in zip(choices.other_targets, task.test.targets)],
                        task.loss_type) if choices else None
-    wrong0 = evaluate(loaded.model, wrong_enc, bf16=ctx.bf16) if wrong_enc is not None else None  # type: ignore[arg-type]
+    wrong0 = evaluate(loaded.model, wrong_enc, bf16=ctx.bf16) if wrong_enc is not None else None
     # A generation task recorded without BLEU / ROUGE-L trajectories still reports both at the two ends.
     ends_prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if task.generation and not ctx.metric_every else None
     text0 = _mean_text_scores(loaded, ends_prompts, task) if ends_prompts is not None else None

@@ -18,6 +18,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,6 +129,11 @@ def load(entry: dict[str, object], cache_dir: Path) -> Benchmark:
     return load_benchmarks(extract(entry, cache_dir))[0]
 
 
+def _loader(entry: dict[str, object], context: Context) -> Callable[[], Benchmark]:
+    """Load ``entry`` when called (the cache directory read then, as the context has it)."""
+    return lambda: load(entry, Path(context.cache_dir))
+
+
 #: The index entries' measured properties a benchmark reference carries (docs/benchmarks.md).
 PROPERTY_KEYS = ("tier", "design", "question", "content_hash", "targets", "label_accuracy", "text_scores", "headroom",
                  "run_seconds_per_run", "learning_rate", "warmup", "fit_curve", "not_ranked")
@@ -140,7 +146,7 @@ def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
         BenchmarkRef(
             id=str(e["id"]),
             description=str(e["description"]),
-            load=(lambda e=e: load(e, Path(context.cache_dir))),
+            load=_loader(e, context),
             default=bool(e.get("default", False)),
             properties={k: e[k] for k in PROPERTY_KEYS if k in e},
         )
