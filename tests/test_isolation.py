@@ -221,15 +221,16 @@ def test_two_runs_on_one_out_compute_each_cell_once(synthetic_dir: Path, tmp_pat
 
 
 def test_temporaries_of_a_killed_process_are_swept(tmp_path: Path) -> None:
-    from tdabench.run.tempfiles import sweep
+    from tdabench.run.tempfiles import sweep, temp_dir
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    left = tmp_path / f".abcdef0123456789.{dead}.x1y2z3"
-    left.mkdir()
+    made = temp_dir(tmp_path, "bank")
+    left = tmp_path / made.name.replace(f".{os.getpid()}.", f".{dead}.", 1)  # as if a killed process had made it
+    made.rename(left)
     (left / "half.bin").write_bytes(b"x" * 1000)
-    mine = tmp_path / f".other.{os.getpid()}.q9w8e7"
-    mine.mkdir()
+    mine = temp_dir(tmp_path, "other")
     old = time.time() - 60
     os.utime(left, (old, old))
+    os.utime(mine, (old, old))
     assert sweep(tmp_path) == [left]
     assert not left.exists() and mine.exists()  # a live process's temporaries stay

@@ -17,7 +17,7 @@ ROOT = Path(tdabench.__file__).resolve().parent
 #: Layers in import order: a module may import only from its own layer or earlier ones.
 #: A module is matched by its longest listed prefix.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("tdabench.errors", "tdabench.compat", "tdabench.run.measure", "tdabench.run.tempfiles", "tdabench.run.pool", "tdabench.methods.lm",
+    ("tdabench.errors", "tdabench.compat", "tdabench.run.measure", "tdabench.run.tempfiles", "tdabench.run.locks", "tdabench.run.process", "tdabench.run.pool", "tdabench.methods.lm",
      "tdabench.formats.names", "tdabench.formats.gptdynamics_release", "tdabench.recorder.lexicon", "tdabench.recorder.tokenizer",
      "tdabench.recorder.generate", "tdabench.hookspecs"),
     ("tdabench.data", "tdabench.config", "tdabench.scores", "tdabench.scoring", "tdabench.formats.jsonl", "tdabench.methods.guards",

@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import NoReturn
 
 from tdabench import __version__
 from tdabench.cli import leaderboard, listing, mislabel, record, run, simulate
@@ -22,9 +23,16 @@ from tdabench.errors import TDABenchError
 SUBCOMMANDS = (run, listing, record, leaderboard, simulate, mislabel)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``tdabench run: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
-    parser = argparse.ArgumentParser(prog="tdabench", description="Benchmark training-run simulators.")
+    parser = _Parser(prog="tdabench", description="Benchmark training-run simulators.")
     parser.add_argument("--version", action="version", version=f"tdabench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:

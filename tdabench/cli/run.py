@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
 def cmd_run(args: argparse.Namespace) -> int:
     """``tdabench run``: exit 0, or 1 when a cell failed or a benchmark could not be loaded
     (every result that could be computed is written first)."""
+    executor = make_executor(args.executor, args.jobs, args.ray_address, timeout=args.timeout)  # bad numbers: before any work
     ctx = context_from(args)
     plan = RunPlan(
         benchmarks=tuple(resolve_benchmarks(ctx, args.benchmark)),
@@ -56,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=ctx.progress,
         command=args.command_line,
     )
-    results = execute(ctx, plan, make_executor(args.executor, args.jobs, args.ray_address, timeout=args.timeout))
+    results = execute(ctx, plan, executor)
     if args.json:
         json.dump(results_document(results), sys.stdout, indent=1)
         sys.stdout.write("\n")

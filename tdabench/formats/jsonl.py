@@ -10,12 +10,12 @@ import functools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tdabench.errors import DataError
+from tdabench.run.tempfiles import temp_file
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -125,11 +125,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` via a temp file in the same directory, fsync, then rename over ``path``.
 
-    The temp file's name carries this process's id, so a later run can remove what a killed
-    one left behind (:func:`tdabench.run.tempfiles.sweep`).
+    The temp file's name is tdabench's own and carries this process's id, so a later run can
+    remove what a killed one left behind (:func:`tdabench.run.tempfiles.sweep`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    fd, tmp = temp_file(path.parent, path.name)
     try:
         os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a result is as readable as any file the user writes
         with os.fdopen(fd, "wb") as fh:

@@ -20,6 +20,7 @@ from tdabench.leaderboard.html import page
 from tdabench.leaderboard.markdown import group_page, summary_page
 from tdabench.leaderboard.model import Leaderboard, assemble
 from tdabench.leaderboard.samples import TruthSource
+from tdabench.run.tempfiles import sweep
 
 #: Matches the one line per output file that may differ between regenerations.
 VOLATILE = re.compile(r"[Gg]enerated[ _]on")
@@ -37,7 +38,13 @@ def write_all(lb: Leaderboard, out: Path) -> list[Path]:
 
 def build(results: Sequence[Path], out: Path, truth: TruthSource, command: str, *,
           allow_mixed_versions: bool = False) -> tuple[Leaderboard, list[Path]]:
-    """Read ``results``, write the leaderboard files under ``out``; return it and the paths."""
+    """Read ``results``, write the leaderboard files under ``out``; return it and the paths.
+
+    Temporaries that killed tdabench processes left in ``results`` and ``out`` are swept first
+    (tdabench's own only: :mod:`tdabench.run.tempfiles`).
+    """
+    for folder in [*results, out]:
+        sweep(Path(folder), recursive=True)
     lb = assemble(collect(results, allow_mixed_versions=allow_mixed_versions), truth, command)
     return lb, write_all(lb, Path(out))
 

@@ -1,7 +1,7 @@
 """The runner's side of a unit (a method on one benchmark and trajectory): plan, dispatch, score.
 
 A unit's cells are its splits. :func:`plan_unit` reuses cells whose stored result has the
-same key, writes the n/a ones, locks the rest, builds the fit data and queries of the fits
+same key, writes the n/a ones (the runner has locked them all), builds the fit data and queries of the fits
 they need (:mod:`tdabench.run.views`) and keeps their truth here. The method side runs elsewhere
 (:func:`tdabench.run.worker.run_method`, in a worker process); :func:`finish_unit` validates and
 scores what comes back and writes each cell atomically.
@@ -10,9 +10,6 @@ scores what comes back and writes each cell atomically.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from tdabench.results.record import CellResult, cell_key, predictions_readable, 
 from tdabench.scores import OverflowingPrediction, Score, headroom
 from tdabench.scoring import score_groups
 from tdabench.simulator import MethodSpec, config_dict
+from tdabench.run.locks import CellLocks
 from tdabench.run.views import SPLIT_FIT, fit_data, group_rows, not_applicable, split_view
 from tdabench.run.worker import Fitted, FitTask, MethodJob
 
@@ -60,22 +58,13 @@ class Unit:
         return f"{self.choice.display} on {self.benchmark} ({self.trajectory})"
 
 
-class CellLock:
-    """An exclusive lock on a cell (``out/.locks/<hash of its result path>.lock``): two runs on one ``--out`` never
-    compute the same cell twice; the second waits, then reuses what the first wrote."""
+def cell_names(unit: Unit) -> list[str]:
+    """The unit's cells as result paths relative to ``--out``: what :class:`~tdabench.run.locks.CellLocks` locks."""
+    return [_cell_name(unit, split) for split in unit.splits]
 
-    def __init__(self, out: Path, path: Path) -> None:
-        name = hashlib.sha256(str(path.relative_to(out)).encode()).hexdigest()[:24]
-        (out / ".locks").mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(out / ".locks" / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
 
-    def release(self) -> None:
-        """Let the next run have the cell."""
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+def _cell_name(unit: Unit, split: str) -> str:
+    return str(result_path(unit.out, unit.benchmark, unit.trajectory, split, unit.choice.display, unit.seed).relative_to(unit.out))
 
 
 @dataclass
@@ -88,13 +77,14 @@ class UnitState:
     truth: dict[str, np.ndarray] = field(default_factory=dict)
     reference: dict[str, np.ndarray | None] = field(default_factory=dict)
     queries: dict[str, Any] = field(default_factory=dict)
-    locks: list[CellLock] = field(default_factory=list)
+    locks: CellLocks | None = None
+    held: list[str] = field(default_factory=list)
 
     def release(self) -> None:
-        """Release every cell lock."""
-        for lock in self.locks:
-            lock.release()
-        self.locks.clear()
+        """Release the locks of the cells this unit computed (once)."""
+        if self.locks is not None:
+            self.locks.release(self.held)
+        self.held.clear()
 
 
 @dataclass
@@ -147,32 +137,32 @@ def _finish(unit: Unit, cell: CellResult, pred: np.ndarray | None = None, extra:
     return write_result(unit.out, dataclasses.replace(cell, provenance=provenance(unit.seed, unit.command)), pred, extra)
 
 
-def plan_unit(unit: Unit, bench: Benchmark) -> Planned:
-    """Reuse, write n/a cells, lock the rest and build the job that computes them."""
+def plan_unit(unit: Unit, bench: Benchmark, locks: CellLocks | None = None) -> Planned:
+    """Reuse, write n/a cells and build the job that computes the rest.
+
+    ``locks`` holds every cell of the unit (taken by the runner before any unit starts): the
+    cells that are final here are released at once, the others when the unit ends.
+    """
     caps = unit.choice.spec.capabilities
     done: list[CellResult] = []
     replaced: list[str] = []
     todo: dict[str, CellResult] = {}
-    locks: list[CellLock] = []
     for split in unit.splits:
         cell = stub(unit, bench, split)
         reason = not_applicable(bench, split, unit.trajectory, caps)
-        if reason is None:
-            path = result_path(unit.out, cell.benchmark, cell.trajectory, cell.split, cell.method, cell.seed)
-            lock = CellLock(unit.out, path)  # waits while another run computes this cell
-            existing = _reusable(unit, cell, replaced)
-            if existing is not None:
-                lock.release()
-                done.append(existing)
-                continue
-            locks.append(lock)
+        existing = _reusable(unit, cell, replaced)
+        if reason is None and existing is None:
             todo[split] = cell
             continue
-        existing = _reusable(unit, cell, replaced)
-        done.append(existing if existing is not None and existing.status == "n/a" else _finish(unit, dataclasses.replace(cell, status="n/a", reason=reason)))
+        if reason is None:
+            done.append(existing)  # type: ignore[arg-type]
+        else:
+            done.append(existing if existing is not None and existing.status == "n/a" else _finish(unit, dataclasses.replace(cell, status="n/a", reason=reason)))
+        if locks is not None:
+            locks.release([_cell_name(unit, split)])
     if not todo:
         return Planned(done, None, None, replaced)
-    state = UnitState(unit, bench, todo, locks=locks)
+    state = UnitState(unit, bench, todo, locks=locks, held=[_cell_name(unit, s) for s in todo])
     tasks = []
     for fit in dict.fromkeys(SPLIT_FIT[s] for s in todo):
         data = fit_data(bench, unit.trajectory, fit=fit, seed=unit.seed, with_model=caps.needs_checkpoints,

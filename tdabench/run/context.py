@@ -13,13 +13,25 @@ from pathlib import Path
 from tdabench.run.registry import Registry
 
 
+def default_cache_dir() -> Path:
+    """``TDABENCH_CACHE`` when set to a folder, else ``~/.cache/tdabench``.
+
+    An empty (or blank) ``TDABENCH_CACHE=`` counts as unset: it never means the working directory.
+    """
+    env = os.environ.get("TDABENCH_CACHE", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "tdabench"
+
+
 @dataclass
 class Context:
     """One session's settings and registry.
 
     Attributes:
         data_dir: a local GPTDynamics copy (``--data-dir`` / ``TDABENCH_GPTDYNAMICS``).
-        cache_dir: where methods cache derived data (embeddings, gradients).
+        cache_dir: where methods cache derived data (embeddings, gradients), the bank is extracted
+            and cell locks live (``TDABENCH_CACHE``; empty or unset: ``~/.cache/tdabench``).
         device: torch device for methods that use torch.
         seed: the seed passed to every simulator.
         progress: show progress bars (on a terminal).
@@ -27,7 +39,7 @@ class Context:
     """
 
     data_dir: Path | None = None
-    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("TDABENCH_CACHE", Path.home() / ".cache" / "tdabench")))
+    cache_dir: Path = field(default_factory=default_cache_dir)
     device: str = "cpu"
     seed: int = 0
     progress: bool = True

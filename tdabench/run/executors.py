@@ -14,6 +14,7 @@ forkserver children), clusters are Ray's.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -143,8 +144,8 @@ def make_executor(name: str, jobs: int = 1, ray_address: str | None = None, *, i
     """
     if jobs < 1:
         raise TDABenchError(f"--jobs must be at least 1, got {jobs}")
-    if timeout is not None and not timeout > 0:
-        raise TDABenchError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise TDABenchError(f"--timeout must be a finite number of seconds > 0, got {timeout:g}")
     if name == "local":
         return SerialExecutor() if jobs == 1 and not isolate and timeout is None else WorkerPool(jobs, timeout)
     if name == "ray":
@@ -153,9 +154,21 @@ def make_executor(name: str, jobs: int = 1, ray_address: str | None = None, *, i
     raise TDABenchError(f"unknown executor {name!r} (choose local or ray)")
 
 
+def seconds(text: str) -> float:
+    """A ``--timeout`` value: a finite number of seconds > 0 (``inf``, ``nan``, ``0`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r} (for no limit, leave --timeout out)")
+    return value
+
+
 def add_executor_arguments(parser: argparse.ArgumentParser, units: str) -> None:
     """``--jobs``, ``--executor``, ``--ray-address`` and ``--timeout``, shared by ``run`` and ``record``."""
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help=f"run N {units} at once in worker processes (default: 1)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help=f"end any of the {units} that runs longer (default: no limit)")
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                        help=f"end any of the {units} whose own work (after its worker has started) runs longer (default: no limit)")
     parser.add_argument("--executor", default="local", metavar="local|ray", help=f"where the {units} execute (default: local)")
     parser.add_argument("--ray-address", metavar="ADDR", help="address of an existing Ray cluster (default: start a local one)")

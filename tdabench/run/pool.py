@@ -5,9 +5,13 @@ runs in memory that holds only what was sent to it. The parent keeps at most one
 flight per worker and controls every worker's life:
 
 * a job that raises, even ``SystemExit``, is reported with its error; the worker goes on;
+* every job starts in the state the worker started in, and what processes it started end with
+  it: each worker leads its own process group (:mod:`tdabench.run.process`);
 * a worker that dies (a crash, ``os._exit``, the OOM killer) loses only its own job, which is
   reported, and a fresh worker takes its place;
-* a job running past ``timeout`` seconds has its worker killed and is reported as timed out;
+* a job running past ``timeout`` seconds of its own work (counted from when the worker has
+  received it and starts it: the worker's start-up and the imports its job needs are not
+  counted) has its worker's process group killed and is reported as timed out;
 * when the parent stops (an error, Ctrl-C, SIGTERM) every worker is ended within seconds, and
   a worker whose parent was killed outright dies with it (Linux: ``PR_SET_PDEATHSIG``).
 """
@@ -25,9 +29,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from tdabench.run.process import ProcessState, end_stragglers, kill_group, lead_group
+
 #: Modules the fork server imports once, so that each worker starts in milliseconds.
 PRELOAD = ["tdabench.run.worker"]
 STOP_GRACE_S = 2.0
+#: A worker gets this long (or ``timeout``, if longer) to start a job it was sent: its own
+#: start-up and the imports of the job's modules, which ``timeout`` does not count.
+STARTUP_S = 300.0
 
 
 def _die_with_parent() -> None:
@@ -49,6 +58,7 @@ def _serve(conn: Connection, threads: int) -> None:
     """A worker's loop: take the parent's environment, then receive shared inputs and jobs,
     run them, and send results back."""
     _die_with_parent()
+    lead_group()  # what a job starts is in this group, and ends with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when work stops
     try:
         _, environ, path = conn.recv()
@@ -66,6 +76,7 @@ def _serve(conn: Connection, threads: int) -> None:
         torch.set_num_threads(threads)
     except ImportError:  # a method-free grid needs no torch
         pass
+    fresh = ProcessState.capture()
     shared: dict[int, Any] = {}
     while True:
         try:
@@ -77,7 +88,9 @@ def _serve(conn: Connection, threads: int) -> None:
         if msg[0] == "shared":
             shared[msg[1]] = msg[2]
             continue
-        _, fn, arg, index = msg
+        _, fn, arg, index = msg  # received: the job's modules are imported
+        fresh.restore()  # as if in a fresh worker, whatever the last job changed
+        conn.send(("started", None))  # the job's own time starts now (--timeout)
         try:
             value = fn(arg, shared.get(index))
             if isinstance(value, Iterator):  # a generator job streams its parts as they come
@@ -87,6 +100,7 @@ def _serve(conn: Connection, threads: int) -> None:
             reply: tuple[str, Any] = ("ok", value)
         except BaseException as exc:  # noqa: BLE001 - a job's SystemExit is the job's error, not the worker's end
             reply = ("error", reason(exc))
+        end_stragglers()  # what the job started and left running ends with it
         try:
             conn.send(reply)
         except Exception as exc:  # an unpicklable result
@@ -106,8 +120,13 @@ class _Worker:
     process: Any
     conn: Connection
     job: int | None = None
-    started: float = 0.0
+    started: float = 0.0  # when the job was sent, then when the worker started it
+    begun: bool = False  # whether the worker has started the job (its own time runs)
     shared_sent: set[int] = field(default_factory=set)
+
+    def deadline(self, timeout: float) -> float:
+        """When the job is overdue: ``timeout`` after it started, or :data:`STARTUP_S` after it was sent."""
+        return self.started + (timeout if self.begun else max(timeout, STARTUP_S))
 
 
 @dataclass
@@ -155,7 +174,7 @@ class WorkerPool:
                         idle.conn.send(("shared", k, shared[k]))
                         idle.shared_sent.add(k)
                     idle.conn.send(("job", fn, job.arg, k))
-                    idle.job, idle.started = i, time.monotonic()
+                    idle.job, idle.started, idle.begun = i, time.monotonic(), False
                 busy = [w for w in workers if w.job is not None]
                 if not busy:
                     if exhausted:
@@ -163,7 +182,7 @@ class WorkerPool:
                     continue
                 wait_s = None
                 if self.timeout is not None:
-                    wait_s = max(0.0, min(w.started + self.timeout for w in busy) - time.monotonic())
+                    wait_s = max(0.0, min(w.deadline(self.timeout) for w in busy) - time.monotonic())
                 ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=wait_s))
                 now = time.monotonic()
                 for w in busy:
@@ -176,6 +195,9 @@ class WorkerPool:
                             status, value = w.conn.recv()
                         except (EOFError, OSError):
                             status, value = "lost", None
+                        if status == "started":
+                            w.started, w.begun = time.monotonic(), True
+                            continue
                         if status == "part":
                             if part is not None:
                                 part(held, value)
@@ -188,9 +210,12 @@ class WorkerPool:
                         self._retire(w, workers)
                         code = w.process.exitcode
                         report(held, None, f"worker lost (exit code {code})", running)
-                    elif self.timeout is not None and now - w.started >= self.timeout:
+                    elif self.timeout is not None and now >= w.deadline(self.timeout):
+                        begun = w.begun
                         self._retire(w, workers)
-                        report(held, None, f"timed out after {self.timeout:g} s (--timeout)", running)
+                        why = (f"timed out after {self.timeout:g} s (--timeout)" if begun else
+                               f"timed out before it started: the worker's start-up and imports took over {max(self.timeout, STARTUP_S):g} s")
+                        report(held, None, why, running)
         finally:
             for w in workers:
                 try:
@@ -201,13 +226,16 @@ class WorkerPool:
             for w in workers:
                 w.process.join(max(0.0, deadline - time.monotonic()) if w.job is None else 0.0)
                 if w.process.is_alive():
+                    kill_group(w.process.pid)
                     w.process.kill()
                     w.process.join(STOP_GRACE_S)
                 w.conn.close()
 
     @staticmethod
     def _retire(w: _Worker, workers: list[_Worker]) -> None:
-        """End a worker (dead or overdue) and drop it; a fresh one is spawned when needed."""
+        """End a worker (dead or overdue) with every process its job started, and drop it; a fresh
+        one is spawned when needed."""
+        kill_group(w.process.pid)  # the worker leads its group: the job's processes too, even if the worker died
         if w.process.is_alive():
             w.process.kill()
         w.process.join(STOP_GRACE_S)

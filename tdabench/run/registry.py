@@ -1,7 +1,8 @@
 """The one registry: a pluggy plugin manager filled from the ``tdabench`` entry-point group.
 
-Built-in methods take the same path as third-party ones. A plugin that fails to import, or
-whose hook raises, is reported with its distribution and skipped; the session goes on.
+Built-in methods take the same path as third-party ones. A plugin that fails to import (an
+exception or ``sys.exit()``), or whose hook raises, is reported with its distribution and
+skipped; the session goes on.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Registry:
                 dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
                 try:
                     module = ep.load()
-                except Exception as exc:  # any import-time failure of a third party
+                except (Exception, SystemExit) as exc:  # any import-time failure of a third party, sys.exit() included
                     self._fail(ep.name, dist, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}")
                     continue
                 self.register(module, ep.name, dist)
@@ -69,7 +70,7 @@ class Registry:
                 continue
             try:
                 module = importlib.import_module(arg)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise PluginError(f"-p {arg}: cannot import module {arg!r}: {type(exc).__name__}: {exc}") from None
             self.register(module, arg, "-p")
         try:
@@ -104,7 +105,7 @@ class Registry:
                 result = impl.function(**{a: kwargs[a] for a in impl.argnames})
             except TDABenchError:
                 raise  # the user's input is at fault (say, a missing data dir), not the plugin
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 self._fail(impl.plugin_name, self.origins.get(impl.plugin_name, ""), f"{hook} raised {type(exc).__name__}: {exc}")
                 continue
             out.append((impl.plugin_name, result or []))

@@ -10,7 +10,6 @@ same key is reused unless ``force``; a failing method is recorded and the run go
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from tdabench.run.cells import MethodChoice, Unit, UnitState, finish_fit, finish_unit, plan_unit
+from tdabench.run.cells import MethodChoice, Unit, UnitState, cell_names, finish_fit, finish_unit, plan_unit
 from tdabench.config import parse_method_arg, read_method_file
 from tdabench.run.context import Context
 from tdabench.data import SPLITS, TRAJECTORIES, Benchmark
 from tdabench.errors import ConfigError, TDABenchError, UnknownNameError
 from tdabench.run.executors import Executor, Job, make_executor
+from tdabench.run.locks import CellLocks
 from tdabench.results.record import CellResult, escape
 from tdabench.simulator import BenchmarkRef
-from tdabench.run.tempfiles import sweep
+from tdabench.run.tempfiles import sweep, temp_file
 from tdabench.run.views import check_split_name
 from tdabench.run.worker import run_method
 
@@ -118,7 +118,7 @@ def check_out(out: Path) -> Path:
         raise TDABenchError(f"--out {out} is a file, not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=f".probe.{os.getpid()}.", suffix=".tmp")
+        fd, probe = temp_file(out, "probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -127,16 +127,26 @@ def check_out(out: Path) -> Path:
 
 
 def _load(refs: Sequence[BenchmarkRef], results: RunResults) -> list[Benchmark]:
-    """Every benchmark that loads; a broken one is reported and spoils only itself."""
-    benches = []
+    """Every benchmark that loads, each once; a broken one is reported and spoils only itself.
+
+    A benchmark given twice (``T`` and ``./T/``, or two copies with the same data) runs once;
+    two benchmarks with one id and different data would write the same result files: refused.
+    """
+    benches: dict[str, Benchmark] = {}
     for ref in refs:
         try:
-            benches.append(ref.load())
+            bench = ref.load()
         except TDABenchError as exc:
             results.broken.append(f"{ref.id}: {exc}")
+            continue
+        first = benches.setdefault(bench.id, bench)
+        if first is not bench and first.content_hash != bench.content_hash:
+            where = " and ".join(str(b.root) if b.root is not None else "the registry" for b in (first, bench))
+            raise TDABenchError(f"two benchmarks have the id {bench.id!r} but different data ({where}); "
+                                "they would write the same result files: give one")
     if not benches and results.broken:  # nothing to run: the user's input is at fault
         raise TDABenchError(f"benchmark {results.broken[0]}")
-    return benches
+    return list(benches.values())
 
 
 def _trajectories(benches: Sequence[Benchmark], wanted: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -167,13 +177,27 @@ def execute(context: Context, plan: RunPlan, executor: Executor | None = None) -
         for bench in benches for traj in per_bench[bench.id] for choice in plan.methods
         for seed in range(context.seed, context.seed + (plan.seeds if choice.spec.capabilities.stochastic else 1))
     ]
+    locks = CellLocks(out, Path(context.cache_dir))
     states: list[UnitState] = []
+    try:
+        locks.acquire((c for unit, _ in units for c in cell_names(unit)),
+                      wait_note=f"waiting for another run on {out} to finish the cells it shares with this one")
+        return _execute(units, locks, states, results, plan, executor)
+    finally:
+        for state in states:
+            state.release()
+        locks.close()
+
+
+def _execute(units: list[tuple[Unit, Benchmark]], locks: CellLocks, states: list[UnitState], results: RunResults, plan: RunPlan,
+             executor: Executor | None) -> RunResults:
+    """Plan each unit as a worker frees up, dispatch it, and score what comes back."""
     with tqdm(total=len(units), desc="units", unit="unit", disable=None if plan.progress else True, leave=False) as bar:
         failed = 0
 
         def jobs() -> Iterator[Job]:
             for unit, bench in units:
-                planned = plan_unit(unit, bench)
+                planned = plan_unit(unit, bench, locks)
                 results.extend(planned.done)
                 results.reused += sum(1 for c in planned.done if c.status != "n/a")
                 results.replaced += planned.replaced
@@ -201,9 +225,5 @@ def execute(context: Context, plan: RunPlan, executor: Executor | None = None) -
             bar.set_postfix(running=running, failed=failed, refresh=False)
             bar.update(1)
 
-        try:
-            (executor or make_executor("local")).map(run_method, jobs(), [], report, part)
-        finally:
-            for state in states:
-                state.release()
+        (executor or make_executor("local")).map(run_method, jobs(), [], report, part)
     return results
