@@ -209,14 +209,14 @@ class SplitSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> SplitSpec:
+    def from_dict(cls, d: Mapping[str, Any]) -> SplitSpec:
         """Inverse of :meth:`to_dict`."""
         return cls(
-            fit_runs=tuple(d["fit_runs"]),  # type: ignore[arg-type]
-            validation_runs=tuple(d["validation_runs"]),  # type: ignore[arg-type]
-            eval_runs=tuple(d["eval_runs"]),  # type: ignore[arg-type]
-            unseen_train_runs=tuple(d.get("unseen_train_runs", ())),  # type: ignore[arg-type]
-            heldout_test_ids=tuple(int(i) for i in d.get("heldout_test_ids", ())),  # type: ignore[union-attr]
+            fit_runs=tuple(d["fit_runs"]),
+            validation_runs=tuple(d["validation_runs"]),
+            eval_runs=tuple(d["eval_runs"]),
+            unseen_train_runs=tuple(d.get("unseen_train_runs", ())),
+            heldout_test_ids=tuple(int(i) for i in d.get("heldout_test_ids", ())),
             rule=str(d.get("rule", "")),
         )
 

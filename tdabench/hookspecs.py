@@ -36,6 +36,7 @@ def tdabench_methods() -> list[MethodSpec]:
 
     Called once per :class:`~tdabench.run.context.Context`; all results are collected.
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations, never this
 
 
 @hookspec
@@ -47,3 +48,4 @@ def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
     when the loader is called. ``context.data_dir`` is where the user keeps local data
     (``--data-dir`` or ``TDABENCH_GPTDYNAMICS``).
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations, never this

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from scipy.stats import rankdata
@@ -76,7 +76,7 @@ class Score:
                 raise ValueError(f"expected a number or null, got {x!r}")
             return float(x)
 
-        lo, hi = d["ci95"]  # type: ignore[misc]
+        lo, hi = cast("tuple[object, object]", d["ci95"])  # unpacked as stored; a malformed pair raises here
         n = d["n"]
         if isinstance(n, bool) or not isinstance(n, int):
             raise ValueError(f"'n' must be an integer, got {n!r}")

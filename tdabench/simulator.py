@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -214,9 +214,16 @@ class NoConfig:
     """The config of a method without options."""
 
 
+#: A method's config type: what its factory takes and ``config_cls`` builds.
+ConfigT = TypeVar("ConfigT")
+
+
 @dataclass(frozen=True)
-class MethodSpec:
+class MethodSpec(Generic[ConfigT]):
     """A registered method: how to build it, its config and what it can serve.
+
+    Generic in its config: ``MethodSpec[MyConfig]`` builds simulators from ``MyConfig``
+    instances, so a factory that takes another config is a type error.
 
     Attributes:
         name: unique name, as used on the command line.
@@ -234,8 +241,10 @@ class MethodSpec:
     """
 
     name: str
-    factory: Callable[[Any], Simulator]
-    config_cls: type = NoConfig
+    factory: Callable[[ConfigT], Simulator]
+    # NoConfig is the default only for a method without options (ConfigT = NoConfig); mypy
+    # cannot tie a field default to one solution of the type variable.
+    config_cls: type[ConfigT] = NoConfig  # type: ignore[assignment]
     capabilities: Capabilities = field(default_factory=Capabilities)
     summary: str = ""
     version: str = "0"
@@ -244,20 +253,21 @@ class MethodSpec:
     resources: Resources = field(default_factory=Resources)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
-    def make_config(self, overrides: Mapping[str, Any] | None = None) -> Any:
+    def make_config(self, overrides: Mapping[str, Any] | None = None) -> ConfigT:
         """A validated config instance from string or typed overrides."""
         from tdabench.config import build_config
 
-        return build_config(self.config_cls, overrides or {}, method=self.name)
+        config: ConfigT = build_config(self.config_cls, overrides or {}, method=self.name)
+        return config
 
-    def create(self, config: Any | None = None) -> Simulator:
+    def create(self, config: ConfigT | None = None) -> Simulator:
         """A fresh simulator with this config (default config when None)."""
         return self.factory(config if config is not None else self.make_config())
 
 
 def config_dict(config: Any) -> dict[str, Any]:
     """A config as a JSON-ready dict (for results and cache keys)."""
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else {}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from tdabench.run.views import FIT_ALL, SPLIT_FIT, fit_data, not_applicable, spl
 
 Check = Callable[["Case"], None]
 #: A method to check: a registered name, (name, options), or a spec (with options).
-MethodArg = str | tuple[str, Mapping[str, Any]] | MethodSpec | tuple[MethodSpec, Mapping[str, Any]]
+MethodArg = str | MethodSpec | tuple[str | MethodSpec, Mapping[str, Any]]
 
 
 @dataclasses.dataclass
@@ -345,7 +345,7 @@ def conformance_test(*names: MethodArg, config: Mapping[str, Any] | None = None,
                      benchmark: Callable[[], Benchmark] | None = None) -> Callable[..., None]:
     """A ready pytest test over ``names`` x their applicable checks; assign it to a ``test_*``
     name (``config`` applies to plain names)."""
-    methods = [(n, config) if isinstance(n, (str, MethodSpec)) and config else n for n in names]
+    methods: list[MethodArg] = [(n, config) if isinstance(n, (str, MethodSpec)) and config else n for n in names]
 
     @parametrize_with_checks(methods, benchmark=benchmark)
     def test_conformance(check: Check, case: Case, tmp_path: Any) -> None:

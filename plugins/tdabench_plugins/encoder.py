@@ -206,4 +206,5 @@ class TextEncoder:
         if config.is_file():
             return int(json.loads(config.read_text())["hidden_size"])
         self._ensure_model()
-        return int(self._model.config.hidden_size)
+        model: Any = self._model  # loaded just now (mypy keeps the None narrowed above)
+        return int(model.config.hidden_size)

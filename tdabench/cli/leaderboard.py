@@ -18,7 +18,7 @@ from tdabench.leaderboard.write import build, check
 from tdabench.results.archive import export, open_results
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``leaderboard`` subcommand to ``tdabench``'s subparsers."""
     p = sub.add_parser("leaderboard", help="generate leaderboards (markdown, HTML, CSV, JSON) from result files")
     p.add_argument("--results", action="append", default=[], metavar="DIR|ARCHIVE",
@@ -105,8 +105,8 @@ def _leaderboard(args: argparse.Namespace, results: list[Path], sources: list[Pa
         print(f"tdabench: left out: {problem}", file=sys.stderr)
     for line in suspicious(lb.collection.entries):
         print(f"tdabench: suspicious: {line}; `tdabench leaderboard --verify` checks its scores, not how they were made", file=sys.stderr)
-    for d in lb.collection.duplicates:
-        print(f"tdabench: duplicate results for {' / '.join(map(str, d.cell))}: kept {d.kept.path}, ignored {', '.join(str(e.path) for e in d.dropped)}", file=sys.stderr)
+    for dup in lb.collection.duplicates:
+        print(f"tdabench: duplicate results for {' / '.join(map(str, dup.cell))}: kept {dup.kept.path}, ignored {', '.join(str(e.path) for e in dup.dropped)}", file=sys.stderr)
     failed = [e for e in lb.collection.entries if e.result.status == "failed"]
     if failed:
         print(f"tdabench: {len(failed)} failed cell(s) are shown as failed with their error", file=sys.stderr)

@@ -14,7 +14,7 @@ from tdabench.scores import describe_scores
 WHAT = ("methods", "benchmarks", "scores", "trajectories", "splits")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add ``list`` to the subcommands."""
     lst = sub.add_parser("list", help="list methods, benchmarks, scores, trajectories or splits")
     add_data_flags(lst)

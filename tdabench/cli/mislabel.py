@@ -16,7 +16,7 @@ from tdabench.sources.gptdynamics import resolve_benchmarks
 DEFAULT_BENCHMARK = "builtin/mislabel"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add ``mislabel`` to the subcommands."""
     p = sub.add_parser("mislabel", help="rank training examples by self-influence to find flipped labels, fix the top 40%% and retrain")
     add_data_flags(p)

@@ -44,7 +44,7 @@ def _flags(cls: type) -> list[tuple[dataclasses.Field[Any], str, Any]]:
     return out
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add ``record`` to the subcommands."""
     p = sub.add_parser("record", help=HELP, description=HELP)
     for part, cls in _classes().items():

@@ -16,7 +16,7 @@ from tdabench.sources.gptdynamics import resolve_benchmarks
 from tdabench.run.views import check_split_name
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add ``run`` to the subcommands."""
     run = sub.add_parser("run", help="fit, simulate and score methods on benchmarks")
     add_data_flags(run)

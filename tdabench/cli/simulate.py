@@ -17,7 +17,7 @@ from tdabench.run.executors import add_executor_arguments
 from tdabench.sources.gptdynamics import resolve_benchmarks
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add ``simulate`` to the subcommands."""
     p = sub.add_parser("simulate", help="predict every test example's trajectory for a plan of batches (and check it by training)")
     add_data_flags(p)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from tdabench.data import Benchmark, BenchmarkMeta, DesignInfo, ExampleSet, Run, Trajectory
+from tdabench.data import Benchmark, BenchmarkMeta, DesignInfo, ExampleSet, Run, SplitSpec, Trajectory
 from tdabench.errors import DataError, TDABenchError
 from tdabench.formats.gptdynamics_read import BATCHES_FILE, RawRun, find_example_files, find_run_dirs, read_examples, read_flipped, read_run
 from tdabench.formats.gptdynamics_release import flan_groups, is_debug_file, published_split, run_role
@@ -63,7 +63,7 @@ def scan_benchmarks(path: Path, *, progress: bool = False) -> list[Found]:
             except DataError as error:
                 found.append(Found(guess, f"broken: {error}", _raiser(error), key[2]))
             else:
-                found += [Found(b.id, b.meta.description, (lambda b=b: b), key[2]) for b in benches]
+                found += [Found(b.id, b.meta.description, _loader(b), key[2]) for b in benches]
             bar.update(len(dirs))
     return sorted(_disambiguate(found), key=lambda f: f.id)
 
@@ -71,6 +71,10 @@ def scan_benchmarks(path: Path, *, progress: bool = False) -> list[Found]:
 def load_benchmarks(path: Path, *, progress: bool = False) -> list[Benchmark]:
     """Every benchmark at ``path``; the first one that cannot be read raises its error."""
     return [f.load() for f in scan_benchmarks(path, progress=progress)]
+
+
+def _loader(bench: Benchmark) -> Callable[[], Benchmark]:
+    return lambda: bench
 
 
 def _raiser(error: DataError) -> Callable[[], Benchmark]:
@@ -140,8 +144,8 @@ def _assemble(raws: list[RawRun], manifest: Manifest | None, task: str) -> list[
     _check_distinct_seeds([r for r in raws if r.run.name in ood])
     examples = _examples(first, task)
     parts: dict[tuple[int, ...], list[str]] = defaultdict(list)  # test ids -> the trajectories recorded on them
-    for metric, ids in first.metric_ids.items():
-        parts[tuple(ids.tolist())].append(metric)
+    for metric, recorded_ids in first.metric_ids.items():
+        parts[tuple(recorded_ids.tolist())].append(metric)
     loss_ids = tuple(first.test_ids.tolist())
     out = []
     for ids, metrics in sorted(parts.items(), key=lambda kv: kv[0] != loss_ids):
@@ -171,9 +175,9 @@ def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics:
     if examples is not None:
         train, test, train_name, flips = examples
         _check_ids_known(raws, train, train_name)
-        missing = np.setdiff1d(test_ids, test.ids)
-        if len(missing):
-            raise DataError(first.path / f"all_{metrics[0]}_trajectory.out", f"test id {int(missing[0])} is not in the test example file", field="id")
+        absent = np.setdiff1d(test_ids, test.ids)
+        if len(absent):
+            raise DataError(first.path / f"all_{metrics[0]}_trajectory.out", f"test id {int(absent[0])} is not in the test example file", field="id")
         test = test.subset(test_ids)
     else:
         train, test, flips = ExampleSet.from_ids(train_ids), ExampleSet.from_ids(test_ids), None
@@ -204,8 +208,7 @@ def _benchmark(raws: list[RawRun], ood: set[str], test_ids: np.ndarray, metrics:
     return Benchmark(bench_id, meta, train, test, runs_t, split, root=root, model=access, test_groups=groups, design=design)
 
 
-def _split_of(published: tuple[list[str], list[str], list[str], list[str], str], test_ids: np.ndarray) -> object:
-    from tdabench.data import SplitSpec
+def _split_of(published: tuple[list[str], list[str], list[str], list[str], str], test_ids: np.ndarray) -> SplitSpec:
     from tdabench.sources.splits import HELDOUT_FRACTION, HELDOUT_SEED, heldout_test_ids
 
     fit, validation, evaluation, unseen, rule = published
@@ -224,6 +227,7 @@ def _examples(first: RawRun, task: str) -> tuple[ExampleSet, ExampleSet, str, De
     if train_file is None or test_file is None:
         missing = "training" if train_file is None else "test"
         have = test_file if train_file is None else train_file
+        assert have is not None  # one of the pair was found (files is not None)
         raise DataError(where, f"the {missing} example file of {task} is missing (found {have.name}); text-based methods need both")
     train, test = read_examples(train_file), read_examples(test_file)
     design = None

@@ -333,15 +333,15 @@ def find_example_files(start: Path, folder: str, task: str) -> tuple[Path | None
             continue
         published: tuple[Path | None, Path | None, Path] | None = None
         if role.examples in EXAMPLE_FILES:
-            sub, train, test = EXAMPLE_FILES[role.examples]
-            pair = (gd / sub / train, gd / sub / test)
+            sub_name, train_name, test_name = EXAMPLE_FILES[role.examples]
+            pair = (gd / sub_name / train_name, gd / sub_name / test_name)
             if pair[0].is_file() and pair[1].is_file():
-                return (*pair, gd / sub)
+                return (*pair, gd / sub_name)
             if pair[0].is_file() or pair[1].is_file():  # half a published pair: a recorder's own pair may share a name
-                published = (pair[0] if pair[0].is_file() else None, pair[1] if pair[1].is_file() else None, gd / sub)
+                published = (pair[0] if pair[0].is_file() else None, pair[1] if pair[1].is_file() else None, gd / sub_name)
         debug = is_debug_file(folder) or is_debug_file(task)
         if role.task.startswith(("flan", "it")):
-            found = _pick_pair(sorted((gd / "it_tasks").glob("*.json")), debug)
+            found: tuple[Path | None, Path | None] | None = _pick_pair(sorted((gd / "it_tasks").glob("*.json")), debug)
             where = gd / "it_tasks"
         else:
             folders = sorted(p for p in (gd / "sft_tasks").glob("*") if p.is_dir())

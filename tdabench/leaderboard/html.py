@@ -279,7 +279,7 @@ def _issues(lb: Leaderboard) -> str:
         out.append(f'<h2 id="failed">Failed cells</h2>\n<div class="scroll"><table class="sortable" id="t-failed"><thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>')
     if lb.collection.duplicates:
         items = "\n".join(
-            f"<li>{escape(' / '.join(d.cell))}: kept <code>{escape(d.kept.path.as_posix())}</code>, dropped "
+            f"<li>{escape(' / '.join(map(str, d.cell)))}: kept <code>{escape(d.kept.path.as_posix())}</code>, dropped "
             + ", ".join(f"<code>{escape(e.path.as_posix())}</code>" for e in d.dropped) + "</li>"
             for d in lb.collection.duplicates
         )

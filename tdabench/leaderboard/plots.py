@@ -12,9 +12,11 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import matplotlib
 import numpy as np
+from cycler import cycler
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -22,13 +24,13 @@ from matplotlib.ticker import MaxNLocator
 from tdabench.leaderboard.collect import format_size
 from tdabench.leaderboard.samples import Samples
 
-_RC = {
+_RC: dict[str, Any] = {
     "svg.hashsalt": "tdabench-leaderboard",
     "svg.fonttype": "none",  # text stays text: smaller, and independent of glyph rendering
     "font.family": "DejaVu Sans",
     "font.size": 8.0,
     "axes.titlesize": 8.0,
-    "axes.prop_cycle": matplotlib.cycler(color=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]),
+    "axes.prop_cycle": cycler(color=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]),
 }
 _METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 
@@ -38,7 +40,8 @@ def _style() -> Iterator[None]:
     """Matplotlib's own defaults plus ours, whatever the user's matplotlibrc or style says."""
     with matplotlib.rc_context():
         matplotlib.rcdefaults()
-        matplotlib.rcParams.update(_RC)
+        # matplotlib's stub keys rcParams by a Literal of its known names; ours are among them.
+        matplotlib.rcParams.update(_RC)  # type: ignore[arg-type]
         yield
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 LOSS_TYPES: tuple[str, ...] = ("output-tokens", "last-token", "whole-sequence")
 
@@ -110,13 +110,13 @@ def token_losses(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch
     return (nll * loss_mask).sum(-1) / loss_mask.sum(-1).clamp_min(1.0)
 
 
-def per_example_loss(model: torch.nn.Module, batch: Encoded) -> torch.Tensor:
+def per_example_loss(model: PreTrainedModel, batch: Encoded) -> torch.Tensor:
     """Differentiable float32 [n] losses of ``batch`` under ``model``."""
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
     return token_losses(out.logits, batch.input_ids, batch.loss_mask)
 
 
-def evaluate(model: torch.nn.Module, batch: Encoded, *, bf16: bool = True, chunk: int = 256) -> np.ndarray:
+def evaluate(model: PreTrainedModel, batch: Encoded, *, bf16: bool = True, chunk: int = 256) -> np.ndarray:
     """float64 [n] losses, batched in chunks of ``chunk`` examples, without gradients.
 
     With ``bf16`` the transformer body runs under bfloat16 autocast (CPU or CUDA), while the

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], r
     return Prompts(input_ids, am, ref_len + 2)
 
 
-def greedy_answers(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Prompts, *, chunk: int = 128) -> list[str]:
+def greedy_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Prompts, *, chunk: int = 128) -> list[str]:
     """The greedy continuation of every prompt, up to EOS, decoded and stripped."""
     was_training = model.training
     model.eval()
@@ -52,7 +52,8 @@ def greedy_answers(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, p
         for lo in range(0, len(prompts.input_ids), chunk):
             ids = prompts.input_ids[lo : lo + chunk].to(device)
             am = prompts.attention_mask[lo : lo + chunk].to(device)
-            gen = model.generate(
+            # generate comes from GenerationMixin, which causal LMs add; transformers types PreTrainedModel without it.
+            gen = model.generate(  # type: ignore[operator]
                 input_ids=ids,
                 attention_mask=am,
                 do_sample=False,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from tdabench.errors import TDABenchError, UnknownNameError
@@ -67,7 +67,7 @@ def builtin_config(size: str, vocab_size: int) -> GPTNeoXConfig:
         num_attention_heads=s.heads,
         intermediate_size=4 * s.hidden,
         max_position_embeddings=MAX_POSITIONS,
-        rotary_pct=0.25,
+        rotary_pct=0.25,  # type: ignore[call-arg]  # a legacy name transformers still converts; its typed signature omits it
         use_parallel_residual=True,
         hidden_dropout=0.0,
         attention_dropout=0.0,
@@ -104,12 +104,13 @@ class LoadedModel:
 
     name: str
     source: Path | str
-    model: torch.nn.Module
+    model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
 
 
 def load_model(spec: str, device: str = "cpu") -> LoadedModel:
     """A built-in size (its base checkpoint), a local directory, or a hub name."""
+    source: Path | str  # a directory, or a hub name
     if spec in SIZES or spec in TUNED:
         path = BASE_DIR / spec
         if not (path / "config.json").is_file():
@@ -132,7 +133,8 @@ def load_model(spec: str, device: str = "cpu") -> LoadedModel:
         raise TDABenchError(f"cannot load model {spec!r}: {str(exc).splitlines()[0]}") from None
     if tok.pad_token is None:  # Pythia and GPT-2 tokenizers ship without one
         tok.pad_token = tok.eos_token
-    return LoadedModel(name, source, model.to(device), tok)
+    # transformers types ``to`` as a decorated method that wants the model first (it binds it).
+    return LoadedModel(name, source, model.to(device), tok)  # type: ignore[arg-type]
 
 
 @contextmanager

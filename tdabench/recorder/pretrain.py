@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from tdabench.recorder.models import BASE_DIR, SIZES, TUNED, fresh_model, load_m
 from tdabench.recorder.tasks import FT_TASKS, pretrain_examples
 from tdabench.recorder.tokenizer import bank_tokenizer
 from tdabench.recorder.train import Schedule, train
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,12 @@ def tune(name: str, dest: Path | None = None) -> Path:
     return dest
 
 
-def _save(model: torch.nn.Module, tokenizer: object, dest: Path) -> None:
+def _save(model: PreTrainedModel, tokenizer: object, dest: Path) -> None:
     """float16 safetensors plus the tokenizer, written beside ``dest`` and renamed into place."""
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.float16).save_pretrained(str(tmp), safe_serialization=True)
+    # transformers types ``to`` as a decorated method that wants the model first (it binds it).
+    model.to(torch.float16).save_pretrained(str(tmp), safe_serialization=True)  # type: ignore[arg-type]
     tokenizer.save_pretrained(str(tmp))  # type: ignore[attr-defined]
     for f in tmp.iterdir():
         f.chmod(0o644)  # package data: readable by every user, like any checkout file

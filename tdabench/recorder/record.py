@@ -24,24 +24,23 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from tdabench.config import option, validate_options
-from tdabench.data import BenchmarkMeta, DesignInfo, ModelAccess, Run, SplitSpec, Trajectory
+from tdabench.data import Run, Trajectory
 from tdabench.errors import TDABenchError
 from tdabench.run.executors import Executor, Job, SerialExecutor
 from tdabench.run.pool import WorkerPool
 from tdabench.formats.gptdynamics_write import example_file_paths, write_examples, write_run
 from tdabench.formats.jsonl import DirLock, atomic_write_text
-from tdabench.formats.manifest import write_manifest
 from tdabench.formats.names import format_run_name
 from tdabench.recorder.designs import DesignSpec, RecordingPlan, grouping, plan_recording
 from tdabench.recorder.generate import encode_prompts, greedy_answers, text_scores
 from tdabench.methods.lm import encode, evaluate
 from tdabench.recorder.models import LoadedModel, load_model, n_params, quiet_loading
 from tdabench.recorder.properties import accuracy, label_choices, write_summary
+from tdabench.recorder.record_files import check_settings, counts, settings_dict, write_recording_manifest
 from tdabench.recorder.tasks import TEXT_METRICS, Task, load_task, with_flipped_labels
 from tdabench.simulator import Resources
 from tdabench.recorder.train import Schedule, train
 from tdabench.results.provenance import provenance
-from tdabench.sources.splits import HELDOUT_FRACTION, heldout_test_ids, split_counts
 
 UNSEEN_SEED_OFFSET = 1000  # pool-B runs use seeds seed + 1000 + j
 DECIMALS = 4  # GPTDynamics stores four decimals; bf16 evaluation is only trusted to 1e-3
@@ -191,10 +190,10 @@ def _record(spec: RecordSpec, out: Path, *, device: str, progress: bool, executo
     plan, task = _plan_runs(spec, task)
     n_b = plan.n_unseen
     out = Path(out).resolve()  # workers (Ray's included) may start in another directory
-    _check_settings(out, spec)  # before the slow model load: a mismatch fails fast
+    check_settings(out, spec)  # before the slow model load: a mismatch fails fast
     loaded = load_model(spec.model, device)
     if not (out / "record.json").is_file():  # written once the arguments are known to be good
-        atomic_write_text(out / "record.json", json.dumps(_settings_dict(spec), indent=1) + "\n")
+        atomic_write_text(out / "record.json", json.dumps(settings_dict(spec), indent=1) + "\n")
     # What the runs were trained with: retraining reproduces a run bit for bit only with the same
     # code, library versions and thread count (float sums are reordered otherwise, and training
     # amplifies the difference). Each start of a recording adds a line.
@@ -218,7 +217,7 @@ def _record(spec: RecordSpec, out: Path, *, device: str, progress: bool, executo
     model_name = loaded.name
     del loaded  # workers load the saved base: the same weights, wherever they run
     n_main = len(names) - n_b
-    eval_names = set(names[n_main - _counts(spec, n_main)[2] :])
+    eval_names = set(names[n_main - counts(spec, n_main)[2] :])
     saving = {"fit": {names[0]}, "eval": eval_names, "all": set(names)}[spec.checkpoint_runs]
     runs_dir = out / "runs" / task.name
     jobs = [
@@ -242,16 +241,8 @@ def _record(spec: RecordSpec, out: Path, *, device: str, progress: bool, executo
         raise TDABenchError(f"{len(failures)} of {len(names)} runs failed (first: {failures[0]}); "
                             "the finished runs are kept: rerun the same command to record the rest")
     shutil.rmtree(out / ".partial", ignore_errors=True)
-    _write_manifest(out, spec, task, plan, model_name, n_parameters, names, metric_every, bf16)
+    write_recording_manifest(out, spec, task, plan, model_name, n_parameters, names, metric_every, bf16)
     return out
-
-
-def _counts(spec: RecordSpec, n_main: int) -> tuple[int, int, int]:
-    """(fit, validation, evaluation) runs of the main pool: the published share, or ``eval_runs``."""
-    if spec.eval_runs is None:
-        return split_counts(n_main)
-    n_val = 2 if n_main - spec.eval_runs >= 4 else 0
-    return n_main - spec.eval_runs - n_val, n_val, spec.eval_runs
 
 
 def record_run_job(job: RunJob, ctx: RecordContext) -> str:
@@ -272,7 +263,7 @@ def record_run_job(job: RunJob, ctx: RecordContext) -> str:
     choices = label_choices(task.test.targets, task.test_groups(), task.test.ids)
     wrong_enc = encode(tok, task.test.prompts, [o or t for o, t in zip(choices.other_targets, task.test.targets)],
                        task.loss_type) if choices else None
-    wrong0 = evaluate(loaded.model, wrong_enc, bf16=ctx.bf16) if wrong_enc is not None else None  # type: ignore[arg-type]
+    wrong0 = evaluate(loaded.model, wrong_enc, bf16=ctx.bf16) if wrong_enc is not None else None
     # A generation task recorded without BLEU / ROUGE-L trajectories still reports both at the two ends.
     ends_prompts = encode_prompts(tok, task.test.prompts, task.test.targets) if task.generation and not ctx.metric_every else None
     text0 = _mean_text_scores(loaded, ends_prompts, task) if ends_prompts is not None else None
@@ -356,62 +347,3 @@ def _save_base(loaded: LoadedModel, dest: Path) -> None:
     loaded.tokenizer.save_pretrained(str(tmp))
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, dest)
-
-
-def _settings_dict(spec: RecordSpec) -> dict[str, object]:
-    return json.loads(json.dumps(dataclasses.asdict(spec)))
-
-
-def _check_settings(out: Path, spec: RecordSpec) -> None:
-    """A resumed recording must have the settings it was started with."""
-    path = out / "record.json"
-    mine = _settings_dict(spec)
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old != mine:
-            diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
-            raise TDABenchError(f"{out} holds a recording with other settings ({', '.join(diff)}); use another --out or the same arguments")
-        return
-    if out.exists() and any(out.iterdir()):
-        raise TDABenchError(f"{out} exists and is not a recording (no record.json); use an empty or new --out")
-
-
-def _write_manifest(out: Path, spec: RecordSpec, task: Task, plan: RecordingPlan, model_name: str, n_parameters: int,
-                    names: list[str], metric_every: int, bf16: bool) -> None:
-    n_b = plan.n_unseen
-    main, unseen = names[: len(names) - n_b], names[len(names) - n_b :]
-    n_fit, n_val, n_eval = _counts(spec, len(main))
-    split = SplitSpec(
-        fit_runs=tuple(main[:n_fit]), validation_runs=tuple(main[n_fit : n_fit + n_val]), eval_runs=tuple(main[n_fit + n_val :]),
-        unseen_train_runs=tuple(unseen), heldout_test_ids=tuple(int(i) for i in heldout_test_ids(task.test.ids)),
-        rule=(f"recorder: runs by seed, {n_fit} fit / {n_val} validation / {n_eval} evaluation on pool A; "
-              f"{n_b} runs on the disjoint pool B for unseen-train; {HELDOUT_FRACTION:.0%} of test ids withheld"),
-    )
-    metrics = ("loss", *TEXT_METRICS) if metric_every else ("loss",)
-    s = spec.schedule
-    meta = BenchmarkMeta(
-        model=model_name, task=task.name, setting=task.setting, loss_type=task.loss_type, n_params=n_parameters,
-        trajectories=metrics, source="tdabench-recorder",
-        description=(f"{task.description}; {model_name}, {s.sample} of {len(task.pool_a)} examples, batch {s.batch_size}, "
-                     f"{s.epochs} epochs ({s.n_steps} steps), lr {s.lr:g}, {'bf16' if bf16 else 'fp32'} evaluation"
-                     + ("" if spec.design.name == "uniform" else f", design {_design_words(spec.design)}")
-                     + (f", BLEU/ROUGE-L every {metric_every} steps" if metric_every else "")),
-    )
-    ckpts = {}
-    for name in names:
-        files = sorted((out / "checkpoints" / name).glob("step-*.safetensors"))
-        if files:
-            ckpts[name] = {int(f.stem.split("-")[1]): f for f in files}
-    access = ModelAccess(base_model=out / "model", checkpoints=ckpts, loss_type=task.loss_type)
-    short = task.name.removeprefix("it_")
-    bench_id = spec.bench_id or f"recorded/{task.setting}/{model_name}/{short}"
-    options = {k: v for k, v in spec.design.summary().items() if k != "name"}
-    design = DesignInfo(spec.design.name, options, {n: dict(r.params) for n, r in zip(names, plan.runs) if r.params}, dict(plan.flips))
-    groups = {g: tuple(ids) for g, ids in task.test_groups().items()}
-    write_manifest(out, bench_id, meta, split, access, groups, design)
-
-
-def _design_words(design: DesignSpec) -> str:
-    """``drop-group (group_by label+template)``: the design and its options, for descriptions."""
-    opts = ", ".join(f"{k} {v}" for k, v in design.summary().items() if k != "name")
-    return design.name + (f" ({opts})" if opts else "")

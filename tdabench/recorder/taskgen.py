@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from tdabench.recorder import lexicon as lx
+
+_T = TypeVar("_T")
 
 Example = tuple[str, str, str]  # (context, target, template: how the prompt was built)
 #: Examples per part of every task: pool A + pool B of training ids, test, pretraining.
@@ -23,7 +26,7 @@ N_TRAIN, N_TEST, N_PRETRAIN = 400, 128, 1000
 PART_SEEDS = {"train": 11, "test": 23, "pretrain": 37}
 
 
-def _pick(rng: np.random.Generator, seq: tuple) -> object:
+def _pick(rng: np.random.Generator, seq: tuple[_T, ...]) -> _T:
     return seq[int(rng.integers(len(seq)))]
 
 

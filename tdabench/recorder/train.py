@@ -11,6 +11,7 @@ from collections.abc import Callable
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ import torch
 from tdabench.config import option, validate_options
 from tdabench.recorder.designs import uniform_batches
 from tdabench.methods.lm import Encoded, per_example_loss
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: Called after each step ``t`` (1..T) with the model and the step's training loss.
 StepHook = Callable[[int, torch.nn.Module, float], None]
@@ -81,7 +85,7 @@ def plan_batches(pool: np.ndarray, schedule: Schedule, seed: int) -> np.ndarray:
 
 
 def train(
-    model: torch.nn.Module,
+    model: PreTrainedModel,
     train_data: Encoded,
     rows: np.ndarray,
     schedule: Schedule,

@@ -252,7 +252,8 @@ def write_result(out: Path, result: CellResult, predictions: np.ndarray | None =
     try:
         if predictions is not None:
             buf = io.BytesIO()
-            np.savez_compressed(buf, pred=predictions.astype(np.float32), **(extra or {}))
+            # numpy's stub types **kwds as if one could be named allow_pickle (a bool); ours are arrays.
+            np.savez_compressed(buf, pred=predictions.astype(np.float32), **(extra or {}))  # type: ignore[arg-type]
             atomic_write_bytes(npz, buf.getvalue())
             wrote_npz = True
             result = dataclasses.replace(result, predictions=npz.name)

@@ -89,6 +89,7 @@ class Measure:
         self.method = "sampled"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._base = self._peak = self._children = 0  # bytes; set on entry
 
     def __enter__(self) -> Measure:
         release_freed()

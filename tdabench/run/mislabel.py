@@ -46,7 +46,7 @@ from tdabench.results.mislabel import (
 )
 from tdabench.results.provenance import provenance
 from tdabench.recorder.retrain import Trainer, label_accuracy, trainer_for
-from tdabench.simulator import FitData, MethodSpec, config_dict
+from tdabench.simulator import FitData, MethodSpec, SelfInfluence, config_dict
 from tdabench.run.views import fit_data
 
 
@@ -63,6 +63,9 @@ class RankJob:
 def rank_in_worker(job: RankJob, _shared: object = None) -> np.ndarray:
     """The method's self-influence of every candidate (runs in a worker process)."""
     sim = job.spec.create(job.config).fit(job.data)
+    if not isinstance(sim, SelfInfluence):
+        raise TypeError(f"method {job.spec.name!r} declares Capabilities(self_influence=True), but its fitted "
+                        f"{type(sim).__name__} has no self_influence(ids) method: add one or drop the capability")
     got = np.asarray(sim.self_influence(job.ids), dtype=np.float64)
     if got.shape != job.ids.shape:
         raise ValueError(f"self_influence returned shape {got.shape} for {len(job.ids)} ids")

@@ -186,6 +186,9 @@ class WorkerPool:
                 ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=wait_s))
                 now = time.monotonic()
                 for w in busy:
+                    held = w.job
+                    if held is None:  # never: every busy worker holds a job
+                        continue
                     running = len([x for x in workers if x.job is not None]) - 1
                     if w.conn in ready:
                         try:
@@ -197,23 +200,22 @@ class WorkerPool:
                             continue
                         if status == "part":
                             if part is not None:
-                                part(w.job, value)  # type: ignore[arg-type]
+                                part(held, value)
                             continue
                         if status != "lost":
-                            i, w.job = w.job, None
-                            report(i, value if status == "ok" else None, None if status == "ok" else str(value), running)
+                            w.job = None
+                            report(held, value if status == "ok" else None, None if status == "ok" else str(value), running)
                             continue
                     if w.conn in ready or w.process.sentinel in ready:
-                        i = w.job
                         self._retire(w, workers)
                         code = w.process.exitcode
-                        report(i, None, f"worker lost (exit code {code})", running)  # type: ignore[arg-type]
+                        report(held, None, f"worker lost (exit code {code})", running)
                     elif self.timeout is not None and now >= w.deadline(self.timeout):
-                        i, begun = w.job, w.begun
+                        begun = w.begun
                         self._retire(w, workers)
                         why = (f"timed out after {self.timeout:g} s (--timeout)" if begun else
                                f"timed out before it started: the worker's start-up and imports took over {max(self.timeout, STARTUP_S):g} s")
-                        report(i, None, why, running)  # type: ignore[arg-type]
+                        report(held, None, why, running)
         finally:
             for w in workers:
                 try:

@@ -111,7 +111,7 @@ class ProcessState:
         if torch is not None:
             t = {"rng": torch.random.get_rng_state(), "threads": torch.get_num_threads(), "dtype": torch.get_default_dtype(),
                  "grad": torch.is_grad_enabled(), "deterministic": torch.are_deterministic_algorithms_enabled()}
-        return cls(dict(np.geterr()), np.random.get_state(), random.getstate(), dict(os.environ), os.getcwd(), list(sys.path),
+        return cls({k: str(v) for k, v in np.geterr().items()}, np.random.get_state(), random.getstate(), dict(os.environ), os.getcwd(), list(sys.path),
                    list(warnings.filters), umask, t)
 
     def restore(self) -> None:
@@ -129,7 +129,7 @@ class ProcessState:
         except OSError:
             os.chdir(self.cwd)
         sys.path[:] = self.path
-        warnings.filters[:] = self.filters
+        warnings.filters[:] = self.filters  # type: ignore[index]  # typeshed types the list as a Sequence
         mutated = getattr(warnings, "_filters_mutated", None)  # the warnings module caches what the filters decide
         if mutated is not None:
             mutated()

@@ -50,7 +50,7 @@ def results_table(results: Sequence[CellResult], *, verbose: bool = False) -> st
     out = []
     for (bench, traj), cells in _by(results, lambda r: (r.benchmark, r.trajectory)).items():
         seen = sorted((r for r in cells if r.split == "seen"), key=lambda r: (_sort_key(r), r.method))
-        rows = []
+        rows: list[list[object]] = []
         for r in seen:
             if r.status != "ok":
                 rows.append(["", r.method, r.status, "", "", "", _clip((r.reason if r.status == "n/a" else r.error) or "")])

@@ -191,7 +191,8 @@ def _write(out: Path, record: WhatIfResult, q: Query, predicted: np.ndarray, act
     if baseline is not None:
         arrays["zero_line"] = baseline
     npz = io.BytesIO()
-    np.savez_compressed(npz, **arrays)
+    # numpy's stub types **kwds as if one could be named allow_pickle (a bool); ours are arrays.
+    np.savez_compressed(npz, **arrays)  # type: ignore[arg-type]
     atomic_write_bytes(out / "whatif.npz", npz.getvalue())
     atomic_write_bytes(out / "whatif.png", _plot(record, q, predicted, actual, baseline))
     write_json(out / "whatif.json", record)  # last: the commit point of a result

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -196,6 +197,11 @@ def _checked(entry: dict[str, object], dest: Path) -> tuple[Benchmark | None, st
     return bench, ""
 
 
+def _loader(entry: dict[str, object], context: Context) -> Callable[[], Benchmark]:
+    """Load ``entry`` when called (the cache directory read then, as the context has it)."""
+    return lambda: load(entry, Path(context.cache_dir))
+
+
 #: The index entries' measured properties a benchmark reference carries (docs/benchmarks.md).
 PROPERTY_KEYS = ("tier", "design", "question", "content_hash", "targets", "label_accuracy", "text_scores", "headroom",
                  "run_seconds_per_run", "learning_rate", "warmup", "fit_curve", "not_ranked")
@@ -208,7 +214,7 @@ def tdabench_benchmarks(context: Context) -> list[BenchmarkRef]:
         BenchmarkRef(
             id=str(e["id"]),
             description=str(e["description"]),
-            load=(lambda e=e: load(e, Path(context.cache_dir))),
+            load=_loader(e, context),
             default=bool(e.get("default", False)),
             properties={k: e[k] for k in PROPERTY_KEYS if k in e},
         )

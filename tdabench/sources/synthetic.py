@@ -9,6 +9,7 @@ matches real data: runs sample a subset of a training pool, an extra pool B feed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -108,7 +109,18 @@ def simfluence_benchmark(
 #: Each synthetic run samples ``sample`` of the pool and trains 3 epochs of batches of ``batch``:
 #: FT 32 runs x 96 steps, 200 training and 200 test examples; IT 32 runs x 288 steps, a pool of
 #: 1,600, 1,055 test examples. Every model size of a setting shares its shape.
-GPTDYNAMICS_SHAPES: dict[str, dict[str, int]] = {
+class Shape(TypedDict):
+    """A published shape, as :func:`simfluence_benchmark`'s keyword arguments."""
+
+    n_train: int
+    n_test: int
+    n_runs: int
+    sample: int
+    batch: int
+    epochs: int
+
+
+GPTDYNAMICS_SHAPES: dict[str, Shape] = {
     "ft": {"n_train": 200, "n_test": 200, "n_runs": 32, "sample": 128, "batch": 4, "epochs": 3},
     "it": {"n_train": 1600, "n_test": 1055, "n_runs": 32, "sample": 768, "batch": 8, "epochs": 3},
 }

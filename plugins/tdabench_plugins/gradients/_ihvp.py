@@ -73,7 +73,8 @@ class Curvature:
 
             return vmap(lambda t: jvp(grad(loss), (self.sel,), (t,))[1])(tangents)
         # Gauss-Newton: J^T H_ce J, with H_ce of the masked mean cross-entropy per example.
-        z, pullback = vjp(lambda s: self._logits(s, part), self.sel)
+        # torch.func.vjp returns (output, vjp_fn) without has_aux; its annotation always counts an aux.
+        z, pullback = vjp(lambda s: self._logits(s, part), self.sel)  # type: ignore[misc]
         jz = vmap(lambda t: jvp(lambda s: self._logits(s, part), (self.sel,), (t,))[1])(tangents)
         w = part.loss_mask / part.loss_mask.sum(-1, keepdim=True).clamp_min(1.0) / n_total  # [n, L-1]
         p = torch.softmax(z[:, :-1], dim=-1)

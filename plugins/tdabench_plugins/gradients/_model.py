@@ -13,11 +13,15 @@ from collections.abc import Sequence
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from tdabench import Encoded, ExampleSet, LOSS_TYPES, ModelAccess, TDABenchError, encode
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: Loss type assumed when neither the model access nor the metadata names one: GPTDynamics'
 #: default ("whole sequence otherwise").
@@ -38,7 +42,7 @@ class ModelHandle:
         notes: what was assumed while opening (for ``fit_info``).
     """
 
-    model: torch.nn.Module
+    model: PreTrainedModel
     tokenizer: object
     loss_type: str
     run: str
@@ -75,7 +79,7 @@ class ModelHandle:
         return out
 
 
-def renamed(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def renamed(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``state`` with keys in the model's naming: files written by ``save_pretrained`` may use
     legacy names (GPT-NeoX: ``embed_out.*`` for ``lm_head.*``); transformers' own renaming
     rules map them."""

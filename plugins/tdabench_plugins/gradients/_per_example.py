@@ -12,6 +12,7 @@ into parameter groups, each differentiated in its own pass (only with a projecti
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from torch.func import functional_call, grad, vmap
 
 from tdabench import Encoded, token_losses
 from tdabench_plugins.gradients._project import Projector
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: The parameter sets every gradient family offers (the ``params`` option): every parameter; the
 #: weights and biases of the ``nn.Linear`` modules only (what kronfluence's factors can cover); the
@@ -28,7 +32,7 @@ PARAM_SETS: tuple[str, ...] = ("all", "linear", "last-layer")
 MAX_CHUNK = 64
 
 
-def selected_names(model: torch.nn.Module, which: str) -> list[str]:
+def selected_names(model: PreTrainedModel, which: str) -> list[str]:
     """Names of the parameters differentiated: all, those of the linear layers, or those of the output layer."""
     if which not in PARAM_SETS:
         raise ValueError(f"params must be one of {', '.join(PARAM_SETS)}, got {which!r}")
@@ -45,7 +49,7 @@ def selected_names(model: torch.nn.Module, which: str) -> list[str]:
     return [n for n, p in named if id(p) in ids]
 
 
-def _model_dims(model: torch.nn.Module) -> tuple[int, int, int]:
+def _model_dims(model: PreTrainedModel) -> tuple[int, int, int]:
     """(vocabulary, hidden size, layers), for the activation-memory estimate."""
     head = model.get_output_embeddings()
     vocab, hidden = (head.weight.shape[0], head.weight.shape[1]) if head is not None else (50_000, 1024)
@@ -63,7 +67,7 @@ class GradientEngine:
         memory_bytes: the working-memory budget of one chunk.
     """
 
-    def __init__(self, model: torch.nn.Module, names: Sequence[str], *, projector: Projector | None, memory_bytes: int) -> None:
+    def __init__(self, model: PreTrainedModel, names: Sequence[str], *, projector: Projector | None, memory_bytes: int) -> None:
         shapes = {n: p.shape for n, p in model.named_parameters()}
         self.model = model
         self.names = list(names)

@@ -12,6 +12,7 @@ Equations, options and costs: docs/methods.md, "The field's libraries".
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 from functools import partial
 
 from tdabench import Capabilities, MethodSpec, Residual, hookimpl
@@ -34,7 +35,7 @@ METHODS: dict[str, tuple[str, str]] = {
 @hookimpl
 def tdabench_methods() -> list[MethodSpec]:
     """EK-FAC, KFAC and diagonal influence, raw, calibrated and nesting the zero line."""
-    out = []
+    out: list[MethodSpec[Any]] = []
     for name, (strategy, summary) in METHODS.items():
         factory = partial(KronfluenceInfluence, strategy)
         out += [

@@ -203,10 +203,10 @@ def _solve_cg(
         pen = lambdas[li] * w  # [nb, 1, nz]
         rhs = b + pen * theta0
         # Block-Jacobi: invert the nb x nb (A_i, B_i) block of every (i, z).
-        blocks = diag.copy()
+        jacobi = diag.copy()
         idx = np.arange(nb)
-        blocks[:, :, idx, idx] += pen[:, 0, :].T[None]
-        Minv = np.ascontiguousarray(np.linalg.inv(blocks).transpose(2, 3, 0, 1))  # [nb, nb, n, nz]
+        jacobi[:, :, idx, idx] += pen[:, 0, :].T[None]
+        Minv = np.ascontiguousarray(np.linalg.inv(jacobi).transpose(2, 3, 0, 1))  # [nb, nb, n, nz]
 
         def precond(R: np.ndarray, Minv: np.ndarray = Minv) -> np.ndarray:
             out = Minv[:, 0] * R[0]  # nb is 1 or 2: elementwise beats einsum here

@@ -19,7 +19,7 @@ import contextlib
 import io
 import logging
 import tempfile
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from tdabench_plugins.gradients._per_example import selected_names
 from tdabench_plugins.gradients._tracin import GradientSimulator
 from tdabench_plugins.trak._config import TrakConfig
 from tdabench_plugins.trak._output import CausalLMMarginOutput
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 EXPERIMENT = "targets"
 
@@ -88,7 +91,7 @@ class TRAK(GradientSimulator):
                       device=str(self.handle_.device), projector=projector, use_half_precision=False, logging_level=logging.WARNING,
                       grad_wrt=None if self.config.params == "all" else names, projector_seed=self.seed_, lambda_reg=0.0)
 
-    def _model_copy(self) -> torch.nn.Module:
+    def _model_copy(self) -> PreTrainedModel:
         import copy
 
         model = copy.deepcopy(self.handle_.model)
