@@ -283,7 +283,7 @@ def mean_ranks(tables: Sequence[Table], trajectory: str) -> list[MeanRank]:
     """
     tables = [t for t in tables if t.trajectory == trajectory]
     splits = _splits(tables)
-    methods = sorted({r.result.method for t in tables for r in t.rows})
+    methods = sorted({r.result.method for t in tables for r in t.rows if r.result.ranked})  # references are never summarized
     ranks: dict[tuple[str, str], list[float]] = {}
     totals = {s: 0 for s in splits}
     for t in tables:
@@ -346,7 +346,7 @@ def mean_skills(tables: Sequence[Table], trajectory: str, excluded: frozenset[st
     (benchmarks in ``excluded``, those that do not meet the bank's targets, left out), best seen skill first."""
     tables = [t for t in tables if t.trajectory == trajectory and t.benchmark not in excluded]
     splits = _splits(tables)
-    methods = sorted({r.result.method for t in tables for r in t.rows})
+    methods = sorted({r.result.method for t in tables for r in t.rows if r.result.ranked})  # references are never summarized
     totals = {s: sum(t.split == s for t in tables) for s in splits}
     out = []
     for m in methods:

@@ -37,10 +37,11 @@ def _score_row(s: Score) -> list[float | int | None]:
     return [_f(s.mean), _f(s.std), _f(s.ci95[0]), _f(s.ci95[1]), s.n]
 
 
-def row_dict(table: Table, row: Row, lb: Leaderboard) -> dict[str, Any]:
-    """One cell as exported: identity, rank, every metric, gap, cost, status and provenance."""
+def row_dict(table: Table, row: Row) -> dict[str, Any]:
+    """One row as exported: identity, rank, every metric, gap, cost, status and provenance. Fields
+    that are null, false, empty or a method's own name (``method_name``) are left out (:data:`OPTIONAL`)."""
     r = row.result
-    return {
+    d = {
         "group": table.group,
         "benchmark": r.benchmark,
         "trajectory": r.trajectory,
@@ -64,12 +65,19 @@ def row_dict(table: Table, row: Row, lb: Leaderboard) -> dict[str, Any]:
         "speedup": _f(speedup(row)),
         "n_runs": r.n_runs,
         "n_test": r.n_test,
-        "model_size": lb.model_sizes.get(r.benchmark),
         "reason": r.reason,
         "error": r.error,
         "config": r.config,
         "key": r.key,
     }
+    if d["method_name"] == d["method"]:
+        del d["method_name"]
+    return {k: v for k, v in d.items() if k not in OPTIONAL or v not in (None, False, [], {})}
+
+
+#: Row fields left out of the JSON when null, false or empty.
+OPTIONAL = frozenset({"rank", "in_sample", "reference", "best", "seed_spread", "gap_mse", "fit_s", "simulate_s", "peak_mem_mb", "retrain_s",
+                      "speedup", "reason", "error", "config"})
 
 
 def lb_source(row: Row) -> str:
@@ -86,11 +94,13 @@ def to_json(lb: Leaderboard) -> str:
         "command": p.command,
         "rank_score": RANK_METRIC,
         "score_fields": list(SCORE_FIELDS),
+        "optional_fields": sorted(OPTIONAL),
         "columns": [{"key": c.key, "header": c.header, "better": c.better} for c in COLUMNS],
-        "rows": [row_dict(t, row, lb) for t in lb.tables for row in t.rows],
+        "rows": [row_dict(t, row) for t in lb.tables for row in t.rows],
         "headroom": [{"benchmark": t.benchmark, "trajectory": t.trajectory, "split": t.split, **{k: _f(v) for k, v in sorted(t.headroom.items())}}
                      for t in lb.tables if t.headroom],
-        "benchmarks": {b: {k: v for k, v in sorted(p.items()) if k != "fit_curve"} for b, p in sorted(lb.properties.items()) if p},
+        "benchmarks": {b: {"model_size": lb.model_sizes.get(b), **{k: v for k, v in sorted(p.items()) if k != "fit_curve"}}
+                       for b, p in sorted(lb.properties.items())},
         "mean_ranks": {
             scope: {
                 metric: [

@@ -66,6 +66,10 @@ def skill_text(mean: float | None, k: int, n: int, beats: int) -> str:
     return f"{num(mean)} ({k}/{n}, >0: {beats})" if mean is not None else f"– (0/{n})"
 
 
+#: The scores whose seed spread the pages show (every score's is in the JSON export).
+SPREAD_SCORES = ("skill_mse", "lds_final", "mse_all_steps")
+
+
 def spread_text(spread: tuple[float, float] | None, n_seeds: int) -> str:
     """``seeds [0.41, 0.52]``: the lowest and highest of the seeds' means, or ''."""
     return f"{n_seeds} seeds [{num(spread[0], 3)}, {num(spread[1], 3)}]" if spread else ""

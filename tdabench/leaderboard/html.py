@@ -16,7 +16,7 @@ from html import escape
 from tdabench.leaderboard.aggregate import COLUMNS, PHASES, MeanRank, MeanSkill, Row, Table, low_power
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set
+from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set, SPREAD_SCORES
 from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, LOW_POWER, RANK_HOW, SKILL_HOW, group_title, method_marks, table_heading
 from tdabench.leaderboard.plots import MAX_PANELS, size_svg, trajectory_svg
 from tdabench.leaderboard.bench_html import benchmark_html, front_html
@@ -119,7 +119,7 @@ def _row(table: Table, row: Row) -> str:
         elif col.kind == "score":
             mean, std, ci = score_parts(r.scores.get(col.key))
             extra = f"<small>{escape(std)} {escape(ci)}</small>" if std else ""
-            seeds = spread_text(row.spread.get(col.key), len(row.seeds))
+            seeds = spread_text(row.spread.get(col.key) if col.key in SPREAD_SCORES else None, len(row.seeds))
             extra += f"<small>{escape(seeds)}</small>" if seeds else ""
             extra += f'<small class="lp">{escape(LOW_POWER)}</small>' if col.key == "lds_final" and low_power(row) and r.scores.get(col.key) else ""
             # No sort key: the page sorts by the number the cell shows (a low-power LDS by none).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from tdabench.leaderboard.aggregate import COLUMNS, PHASES, MeanRank, MeanSkill, Row, Table, low_power
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set
+from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set, SPREAD_SCORES
 from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
 from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
 from tdabench.leaderboard.mislabel import by_benchmark, reference_line
@@ -30,7 +30,7 @@ def _bold(text: str, on: bool) -> str:
 def row_cells(table: Table, row: Row) -> list[str]:
     """The markdown cells of one row (rank, method, columns, note)."""
     r = row.result
-    cells = [str(row.rank) if row.rank is not None else "–", esc(r.method + param_set(r.config)) + esc(method_marks(row))]
+    cells = [str(row.rank) if row.rank is not None else "–", esc(r.method + param_set(r.config) + method_marks(row))]
     for col in COLUMNS:
         best = r.method in table.best.get(col.key, frozenset())
         if r.status != "ok":
@@ -38,7 +38,7 @@ def row_cells(table: Table, row: Row) -> list[str]:
         elif col.kind == "score":
             mean, std, ci = score_parts(r.scores.get(col.key))
             lp = f"*({LOW_POWER})*" if col.key == "lds_final" and low_power(row) and r.scores.get(col.key) else ""
-            cells.append(" ".join(x for x in (_bold(mean, best), std, ci, spread_text(row.spread.get(col.key), len(row.seeds)), lp) if x))
+            cells.append(" ".join(x for x in (_bold(mean, best), std, ci, spread_text(row.spread.get(col.key) if col.key in SPREAD_SCORES else None, len(row.seeds)), lp) if x))
         elif col.kind == "gap" and table.split == "seen":
             cells.append("—")
         else:

@@ -84,7 +84,7 @@ class Frame:
         if xlabel:
             parts.append(f'<text x="{_r(self.x0 + self.w / 2)}" y="{_r(self.y0 + self.h + 23)}" text-anchor="middle">{escape(xlabel)}</text>')
         if ylabel:
-            parts.append(f'<text transform="translate({_r(self.x0 - 34)},{_r(self.y0 + self.h / 2)}) rotate(-90)" text-anchor="middle">{escape(ylabel)}</text>')
+            parts.append(f'<text transform="translate({_r(self.x0 - 40)},{_r(self.y0 + self.h / 2)}) rotate(-90)" text-anchor="middle">{escape(ylabel)}</text>')
         return "".join(parts)
 
 
@@ -109,7 +109,18 @@ def _span(lo: float, hi: float) -> tuple[float, float]:
 
 
 def _lin_ticks(lo: float, hi: float, n: int = 3) -> list[tuple[float, str]]:
-    return [(float(v), tick(float(v))) for v in np.linspace(lo, hi, n)]
+    """About ``n`` ticks at round values (1, 2 or 5 times a power of ten) inside [lo, hi]."""
+    if not (hi > lo):
+        return [(lo, tick(lo))]
+    raw = (hi - lo) / max(1, n - 1)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 5, 10)), key=lambda v: abs(math.log(v / raw)))
+    vals: list[float] = []
+    while len(vals) < 2:
+        first = math.ceil(lo / step) * step
+        vals = [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
+        step = step if len(vals) >= 2 else step / 2
+    return [(v, tick(round(v / step) * step if abs(v) > step / 2 else 0.0)) for v in vals]
 
 
 def trajectory_svg(s: Samples, order: Sequence[str] = ()) -> str:
@@ -132,7 +143,7 @@ def trajectory_svg(s: Samples, order: Sequence[str] = ()) -> str:
                 for j in range(len(s.test_ids))]
         body.append("<defs>" + "".join(defs) + "</defs>")
     for k, m in enumerate(methods):
-        gx, gy = 44 + (k % ncols) * (pw + 16), 4 + (k // ncols) * (ph + 36)
+        gx, gy = 50 + (k % ncols) * (pw + 16), 4 + (k // ncols) * (ph + 36)
         panel = [f'<g transform="translate({_r(gx)},{_r(gy)})">', f'<text x="{_r(pw / 2)}" y="10" text-anchor="middle">{escape(m)}</text>']
         panel.append(f.axes([(steps[0], tick(steps[0])), (steps[-1], tick(steps[-1]))], _lin_ticks(ylo, yhi) if k % ncols == 0 else []))
         if s.truth is not None:
@@ -144,7 +155,7 @@ def trajectory_svg(s: Samples, order: Sequence[str] = ()) -> str:
     legend = "; ".join(f"test {int(t)}" for t in s.test_ids)
     what = "true (solid) vs predicted (dashed)" if s.truth is not None else "predicted only (dashed)"
     body.append(f'<text x="44" y="{_r(height - 4)}">{escape(f"{s.benchmark} · {s.split} · {s.trajectory}: {what}; colours: {legend}; x: step")}</text>')
-    return _svg(44 + ncols * (pw + 16), height, body, f"{s.benchmark} {s.split}: {what}")
+    return _svg(50 + ncols * (pw + 16), height, body, f"{s.benchmark} {s.split}: {what}")
 
 
 def _uid(s: Samples) -> str:
@@ -159,7 +170,7 @@ def curve_svg(curve: Mapping[str, Sequence[float]], title: str) -> str:
     mean, lo, hi = (np.asarray(curve[k], dtype=float)[idx] for k in ("mean", "p10", "p90"))
     steps = steps[idx]
     ylo, yhi = _span(float(np.nanmin(lo)), float(np.nanmax(hi)))
-    f = Frame(46, 18, 300, 120, float(steps[0]), float(steps[-1]) if steps[-1] > steps[0] else float(steps[0]) + 1, ylo, yhi)
+    f = Frame(56, 18, 300, 120, float(steps[0]), float(steps[-1]) if steps[-1] > steps[0] else float(steps[0]) + 1, ylo, yhi)
     band = f.path(np.concatenate([steps, steps[::-1]]), np.concatenate([hi, lo[::-1]])) + "Z"
     body = [f'<text x="{_r(f.x0)}" y="11">{escape(title)}</text>',
             f'<path d="{band}" fill="#1f77b4" fill-opacity="0.2" stroke="none"/>',
@@ -199,7 +210,7 @@ def front_svg(points: Mapping[str, tuple[float, float]], references: Sequence[st
     if xhi <= xlo:
         xhi = xlo * 10
     ylo, yhi = _span(min(min(ys), 0.0), max(max(ys), 0.0))
-    f = Frame(50, 18, 430, 220, xlo, xhi, ylo, yhi, log_x=True)
+    f = Frame(56, 18, 430, 220, xlo, xhi, ylo, yhi, log_x=True)
     on = front({m: p for m, p in pts.items() if m not in references})
     body = [f'<text x="{_r(f.x0)}" y="11">{escape(title)}</text>',
             f'<path d="{f.path([xlo, xhi], [0, 0])}" stroke="#8c959f" stroke-width="0.6" stroke-dasharray="3 3" fill="none"/>',
@@ -226,7 +237,7 @@ def size_svg(points: Mapping[str, Sequence[tuple[float, float]]], title: str) ->
     sizes = sorted({x for xs, _ in series.values() for x in xs})
     ys = [y for _, v in series.values() for y in v]
     lo, hi = min(sizes), max(sizes)
-    f = Frame(50, 18, 330, 170, lo / 1.5, hi * 1.5, *_span(min(ys), max(ys)), log_x=True)
+    f = Frame(56, 18, 330, 170, lo / 1.5, hi * 1.5, *_span(min(ys), max(ys)), log_x=True)
     body = [f'<text x="{_r(f.x0)}" y="11">{escape(title)}</text>',
             f.axes([(x, format_size(x)) for x in sizes], _lin_ticks(f.ylo, f.yhi), "model size (parameters)", "mse_all_steps")]
     for k, (m, (xs, vs)) in enumerate(series.items()):
