@@ -18,6 +18,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def write_results(root: Path, n_methods: int, n_stochastic: int, seed: int = 0) 
                     for s in seeds:
                         n = n_eval * int(e["n_test"])
                         scores = {name: _score(rng, name, n) for name in SCORE_NAMES}
-                        common = dict(key=f"{k:04d}{s}", benchmark=str(e["id"]), data_hash=str(e["content_hash"]), method=method,
+                        common: dict[str, Any] = dict(key=f"{k:04d}{s}", benchmark=str(e["id"]), data_hash=str(e["content_hash"]), method=method,
                                       method_name=method, method_version="1", distribution="tdabench 0.1.0", origin="synthetic",
                                       config={"params": "linear", "damping": 0.001, "lr": 0.01} if k % 3 == 0 else {"alpha": 0.5},
                                       seed=s, trajectory=str(traj), split=split, n_runs=n_eval, n_test=int(e["n_test"]),

@@ -181,8 +181,8 @@ def best_marks(rows: Sequence[Row]) -> dict[str, frozenset[str]]:
     """Methods whose value of a column equals the best one as displayed (ties all marked); in-sample and reference rows never."""
     marks: dict[str, frozenset[str]] = {}
     for col in COLUMNS:
-        vals = [(row.result.method, col.value(row)) for row in rows if not row.result.in_sample and row.result.ranked]
-        vals = [(m, v) for m, v in vals if v is not None]
+        got = [(row.result.method, col.value(row)) for row in rows if not row.result.in_sample and row.result.ranked]
+        vals = [(m, v) for m, v in got if v is not None]
         if len(vals) < 2:
             continue
         best = min(v for _, v in vals) if col.better == "min" else max(v for _, v in vals)
@@ -288,8 +288,8 @@ def mean_ranks(tables: Sequence[Table], trajectory: str) -> list[MeanRank]:
     totals = {s: 0 for s in splits}
     for t in tables:
         totals[t.split] += 1
-        scored = [(r.result.method, ranking_value(r)) for r in t.rows]
-        scored = [(m, v) for m, v in scored if v is not None]
+        values = [(r.result.method, ranking_value(r)) for r in t.rows]
+        scored = [(m, v) for m, v in values if v is not None]
         if not scored:
             continue
         avg = rankdata([-v for _, v in scored], method="average")

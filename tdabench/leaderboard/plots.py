@@ -63,7 +63,7 @@ class Frame:
         """Pixel y of data ``v`` (up is larger)."""
         return self.y0 + self.h - (v - self.ylo) / ((self.yhi - self.ylo) or 1.0) * self.h
 
-    def path(self, xs: Sequence[float], ys: Sequence[float]) -> str:
+    def path(self, xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray) -> str:
         """An SVG path ``d`` through the points (non-finite ones break the line)."""
         out, pen = [], "M"
         for a, b in zip(xs, ys):

@@ -9,7 +9,7 @@ GPTDynamics data with Pythia models, not by tdabench; they orient a reader, noth
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tdabench.leaderboard.aggregate import MeanRank
@@ -71,7 +71,7 @@ class Ordering:
     groups: tuple[str, ...]  # the leaderboard groups the measured order is taken over
 
 
-def orderings(ranks_by_setting: dict[str, tuple[tuple[str, ...], Sequence[MeanRank]]]) -> list[Ordering]:
+def orderings(ranks_by_setting: Mapping[str, tuple[tuple[str, ...], Sequence[MeanRank]]]) -> list[Ordering]:
     """For each setting with measured mean ranks (seen split, loss), both orderings.
 
     ``ranks_by_setting`` maps ``it``/``ft`` to (groups, mean ranks over those groups' benchmarks).
