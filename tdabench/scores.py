@@ -49,6 +49,16 @@ class Score:
     ci95: tuple[float, float]
     n: int
 
+    def __eq__(self, other: object) -> bool:
+        # Equal as stored: a NaN (an undefined std or CI) equals NaN, so a result read back
+        # from disk equals the one that was written.
+        if not isinstance(other, Score):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_dict()))
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form; NaN becomes None."""
         def f(x: float) -> float | None:

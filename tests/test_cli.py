@@ -20,8 +20,8 @@ def test_list_methods_verbose_shows_origin(capsys: pytest.CaptureFixture[str]) -
     assert "from baselines (tdabench" in line
 
 
-def test_list_metrics_and_splits(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["list", "metrics"]) == 0
+def test_list_scores_and_splits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "scores"]) == 0
     assert main(["list", "splits"]) == 0
     out = capsys.readouterr().out.split()
     for name in ("mse_all_steps", "mae_all_steps", "spearman_final", "spearman_steps", "unseen-test", "unseen-train"):
@@ -38,7 +38,7 @@ def test_list_benchmarks_of_a_gptdynamics_copy(tmp_path: Path, capsys: pytest.Ca
 def test_run_by_id_prefix_from_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = write_published_tree(tmp_path / "gd", n_runs=8, metrics=("loss", "bleu"))
     argv = ["run", "--data-dir", str(root), "--benchmark", "gptdynamics/ft", "--out", str(tmp_path / "r"),
-            "--metric", "all", "--method", "constant", "--json", "--no-progress"]
+            "--trajectory", "all", "--method", "constant", "--json", "--no-progress"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {(r["trajectory"], r["split"], r["status"]) for r in doc["results"]} == {

@@ -83,7 +83,7 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _grid(bench_dir: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", "--benchmark", str(bench_dir), "--out", str(out), "--metric", "all", "--json", "--no-progress",
+    return ["run", "--benchmark", str(bench_dir), "--out", str(out), "--trajectory", "all", "--json", "--no-progress",
             "--method", "constant", "--method", "mean-trajectory", *extra]
 
 
@@ -143,7 +143,7 @@ def test_killed_worker_loses_only_its_unit(executor: list[str], plugin_dir: Path
     bench_dir = serial[0]
     out = tmp_path / "out"
     log = tmp_path / "fits.log"
-    argv = ["run", "--benchmark", str(bench_dir), "--out", str(out), "--metric", "all", "--no-progress",
+    argv = ["run", "--benchmark", str(bench_dir), "--out", str(out), "--trajectory", "all", "--no-progress",
             "-p", "exec_methods", "--method", f"killer:log={log}", "--method", f"counted:log={log}", *executor]
     assert main(argv) == 1  # the killed unit is reported failed
     assert "worker lost" in capsys.readouterr().out

@@ -8,6 +8,7 @@ on the small synthetic benchmark, end to end, once through the CLI.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pickle
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -343,7 +344,7 @@ def test_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[Benchmark, 
     out = tmp_path / "results"
     opts = ",".join(f"{k}={v}" for k, v in SMALL.items())
     argv = ["run", "--benchmark", str(root), "--method", f"gptfluence:{opts}", "--out", str(out), "--no-progress", *_plugin_args()]
-    assert main(argv + ["--metric", "loss", "--metric", "bleu"]) == 0
+    assert main(argv + ["--trajectory", "loss", "--trajectory", "bleu"]) == 0
     results = read_results(out)
     assert len(results) == 2 * 4
     for r in results:
@@ -370,3 +371,16 @@ def test_default_config_beats_mean_trajectory_at_gptdynamics_size(cache_dir: str
         ours = score(sim.simulate(view.query), view.truth, n_boot=10)["mse_all_steps"].mean
         theirs = score(base.simulate(view.query), view.truth, n_boot=10)["mse_all_steps"].mean
         assert ours < theirs, (split, ours, theirs)
+
+
+def test_large_fits_take_larger_steps_and_bank_fits_do_not() -> None:
+    """Version 6: the minibatch grows past batch_size only when an epoch would exceed the cap."""
+    from tdabench_plugins.gptfluence._train import block_shape, epoch_batch
+
+    assert epoch_batch(1024, 25 * 95 * 128, 500) == 1024  # a bank-size fit: unchanged
+    it = 25 * 287 * 1055  # GPTDynamics' instruction-tuning shape
+    assert epoch_batch(1024, it, 0) == 1024  # 0: version 5's fixed blocks
+    batch = epoch_batch(1024, it, 500)
+    rows, tests = block_shape(batch, 25 * 287, 1055)
+    assert batch == math.ceil(it / 500) and (rows, tests) == (123, 123)
+    assert math.ceil(25 * 287 / rows) * math.ceil(1055 / tests) <= 540  # about the cap

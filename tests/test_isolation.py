@@ -152,7 +152,7 @@ def test_every_part_of_the_key_is_in_the_path(synthetic_dir: Path, tmp_path: Pat
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--trajectory", "los"], "unknown trajectory 'los'; did you mean 'loss'?"),
-    (["--metric", "../../../x"], "unknown trajectory '../../../x'"),
+    (["--trajectory", "../../../x"], "unknown trajectory '../../../x'"),
     (["--method", "constant:x=1"], "has no option 'x'"),
 ])
 def test_bad_names_are_refused_before_any_work(argv: list[str], message: str, synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "tdabench.recorder.generate", "tdabench.hookspecs"),
     ("tdabench.data", "tdabench.config", "tdabench.scores", "tdabench.scoring", "tdabench.formats.jsonl", "tdabench.methods.guards",
      "tdabench.methods.zero_line", "tdabench.sources.splits"),
-    ("tdabench.simulator", "tdabench.formats", "tdabench.results.record"),
+    ("tdabench.simulator", "tdabench.formats", "tdabench.results.provenance", "tdabench.results.record"),
     ("tdabench.methods", "tdabench.run.views", "tdabench.run.worker", "tdabench.run.executors", "tdabench.run.registry",
      "tdabench.sources.synthetic", "tdabench.results", "tdabench.recorder"),
     ("tdabench.run.context", "tdabench.run.cells", "tdabench.run.report", "tdabench.sources", "tdabench.testing"),

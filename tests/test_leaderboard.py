@@ -88,7 +88,7 @@ def test_golden_content() -> None:
     assert "n/a: the benchmark has no evaluation runs on unseen training examples" in ft
     assert "gap (Δ mse)" in ft and "peak MiB" in ft
     assert "## Provenance" in ft and "- Command: `tdabench leaderboard --results results" in ft
-    assert "tdabench run --benchmark ft-2m" in ft and "sha256:" in ft  # portable: no path of the machine
+    assert "tdabench run --benchmark ft-2m" in ft and "sha256:" in ft
     # The page: self-contained, sortable, with plots that show the truth.
     assert not re.search(r"""(src|href)=["']?(https?:)?//|url\((?!#)|<link|@import""", html)  # nothing fetched
     assert html.count("<svg") == 9 and html.count('class="sortable results"') == 16  # 3 fit curves, 4 samples, 2 sizes
@@ -126,16 +126,18 @@ def test_old_schema_is_refused_in_one_line(work: tuple[Path, list[str]], capsys:
     root, _ = work
     path = _one_result(root)
     obj = json.loads(path.read_text())
-    obj["schema"] = "tdabench.cell/0"
+    del obj["schema"]
+    obj["schema_version"] = 0  # what tdabench wrote before the one envelope
     path.write_text(json.dumps(obj))
     assert main(["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]) == 1  # written, without that file
     err = [line for line in capsys.readouterr().err.splitlines() if "left out" in line]
-    assert len(err) == 1 and str(path.relative_to(root)) in err[0] and "is another version of this kind" in err[0]
+    assert len(err) == 1 and str(path.relative_to(root)) in err[0] and "schema version 0 is older" in err[0]
     readme = (root / "lb" / "README.md").read_text(encoding="utf-8")
-    assert "## Files left out" in readme and "is another version of this kind" in readme
+    assert "## Files left out" in readme and "schema version 0 is older" in readme
 
 
-@pytest.mark.parametrize("damage", ["garbage", "array", "partial-score"])  # predictions are not read: plots use the cells' samples
+# A damaged .npz is not the leaderboard's to read: the plots' samples live in the JSON.
+@pytest.mark.parametrize("damage", ["garbage", "array", "partial-score"])
 def test_unreadable_files_are_reported_one_line_each(damage: str, work: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     root, _ = work
     path = _one_result(root)
@@ -205,7 +207,8 @@ def test_plots_need_no_benchmark(work: tuple[Path, list[str]]) -> None:
     root, benches = work
     assert main(["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]) == 0
     html = (root / "lb" / "index.html").read_text()
-    assert "true (solid) vs predicted (dashed)" in html  # the cells store their samples, truth included
+    # The plots' true and predicted samples are stored in each cell: no benchmark is needed.
+    assert "true (solid) vs predicted (dashed)" in html and "predicted only (dashed)" not in html
     assert "fit runs&#x27; mean test loss" not in html  # the fit runs' curve needs the benchmark or its properties
     # A copy of the benchmark with other data is detected by its hash, not used.
     truth = TruthSource(Context.create(), [benches[0]])

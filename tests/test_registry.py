@@ -27,7 +27,7 @@ def test_autoload_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TDABENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert Context.create().registry.methods() == {}
     ctx = Context.create(plugins=["tdabench_plugins.baselines"])
-    assert set(ctx.registry.methods()) == {"constant", "mean-trajectory"}
+    assert set(ctx.registry.methods()) == {"constant", "mean-trajectory", "zero-line"}
 
 
 def test_block_a_plugin() -> None:

@@ -374,7 +374,7 @@ def test_listed_and_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[
     argv = ["run", "--benchmark", str(root), "--out", str(out), "--no-progress", *_plugin_args()]
     for name in VARIANTS:
         argv += ["--method", f"simfluence-{name}"]
-    assert main(argv + ["--metric", "loss", "--metric", "bleu"]) == 0
+    assert main(argv + ["--trajectory", "loss", "--trajectory", "bleu"]) == 0
     results = read_results(out)
     assert len(results) == 3 * 2 * 4
     for r in results:
@@ -385,3 +385,19 @@ def test_listed_and_end_to_end_through_the_cli(tmp_path: Path, synthetic: tuple[
             assert np.isfinite(r.scores["mse_all_steps"].mean)
     seen = [r for r in results if r.split == "seen" and r.trajectory == "loss" and r.method == "simfluence-linear"]
     assert seen[0].scores["spearman_final"].mean > 0.9
+
+
+@pytest.mark.parametrize("variant", ["linear", "additive", "multiplicative"])
+def test_cg_on_two_threads_is_bit_identical(variant: str) -> None:
+    """The CG solve's row blocks on several threads give exactly the one-thread factors."""
+    from tdabench import torch_threads
+
+    bench, _ = simfluence_benchmark(n_train=60, n_test=40, sample=32, batch=4, epochs=2, noise=0.002, seed=3)
+    data = fit_data(bench, "loss", seed=0, with_model=False, cache_dir=None, device="cpu")
+    cls = {"linear": sf.SimfluenceLinear, "additive": sf.SimfluenceAdditive, "multiplicative": sf.SimfluenceMultiplicative}[variant]
+    out = []
+    for threads in (1, 2):
+        with torch_threads(threads):
+            model = cls(sf.SimfluenceConfig(solver="cg")).fit(data)
+        out.append(model.factors())
+    assert all(np.array_equal(a, b) for a, b in zip(*out))

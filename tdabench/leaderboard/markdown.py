@@ -170,7 +170,7 @@ def _issues(lb: Leaderboard) -> str:
         rows = []
         for d in lb.collection.duplicates:
             dropped = "; ".join(f"`{e.path.as_posix()}` ({e.result.provenance.created})" for e in d.dropped)
-            rows.append([esc(" / ".join(map(str, d.cell))), f"`{d.kept.path.as_posix()}` ({d.kept.result.provenance.created})", esc(dropped)])
+            rows.append([esc(" / ".join(map(str, d.cell[:4])) + f" (seed {d.cell[4]})"), f"`{d.kept.path.as_posix()}` ({d.kept.result.provenance.created})", esc(dropped)])
         out.append(md_table(["benchmark / metric / split / method", "kept", "dropped"], rows))
     return "\n".join(out)
 

@@ -113,6 +113,9 @@ class Record:
         if not isinstance(d, dict):
             raise DataError(where, f"not a tdabench result (a JSON {type(d).__name__}, expected an object)")
         schema = d.get("schema")
+        if schema is None and "schema_version" in d:  # tdabench before the one envelope (cell schema 1 and 2)
+            raise DataError(where, f"schema version {d['schema_version']!r} is older than this tdabench's {cls.SCHEMA!r}: "
+                            "regenerate it with `tdabench run --force`", field="schema_version")
         if schema != cls.SCHEMA:
             kind = str(schema).split("/")[0] if isinstance(schema, str) else None
             why = (f"schema {schema!r} is another version of this kind than this tdabench's {cls.SCHEMA!r}: regenerate it with --force "

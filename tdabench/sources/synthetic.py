@@ -102,3 +102,20 @@ def simfluence_benchmark(
     )
     bench = Benchmark(bench_id, meta, _examples(train_ids, "train"), _examples(test_ids, "test"), tuple(runs), split)
     return bench, SyntheticTruth(A, B, train_ids, test_ids)
+
+
+#: GPTDynamics' published shapes (docs/scaling.md): fine-tuning (FT) and instruction tuning (IT).
+#: Each synthetic run samples ``sample`` of the pool and trains 3 epochs of batches of ``batch``:
+#: FT 32 runs x 96 steps, 200 training and 200 test examples; IT 32 runs x 288 steps, a pool of
+#: 1,600, 1,055 test examples. Every model size of a setting shares its shape.
+GPTDYNAMICS_SHAPES: dict[str, dict[str, int]] = {
+    "ft": {"n_train": 200, "n_test": 200, "n_runs": 32, "sample": 128, "batch": 4, "epochs": 3},
+    "it": {"n_train": 1600, "n_test": 1055, "n_runs": 32, "sample": 768, "batch": 8, "epochs": 3},
+}
+
+
+def gptdynamics_shape(setting: str, *, noise: float = 0.002, seed: int = 0) -> tuple[Benchmark, SyntheticTruth]:
+    """A synthetic benchmark of GPTDynamics' published ``setting`` shape (``ft`` or ``it``)."""
+    if setting not in GPTDYNAMICS_SHAPES:
+        raise ValueError(f"setting must be one of {', '.join(GPTDYNAMICS_SHAPES)}, got {setting!r}")
+    return simfluence_benchmark(**GPTDYNAMICS_SHAPES[setting], noise=noise, seed=seed, bench_id=f"synthetic/{setting}/gptdynamics-shape")

@@ -55,7 +55,9 @@ class GPTfluenceConfig:
     interval: int = option(1, "fit on every k-th recorded value only (the cheaper-collection ablation)", ge=1)
     lr: float = option(0.1, "AdamW step scale: each layer's learning rate is lr / fan_in", gt=0)
     weight_decay: float = option(1e-5, "AdamW weight decay (published: 1e-5)", ge=0)
-    batch_size: int = option(1024, "(run, transition, test example) triples per minibatch", ge=1)
+    batch_size: int = option(1024, "(run, transition, test example) triples per minibatch (at least; see max_steps_per_epoch)", ge=1)
+    max_steps_per_epoch: int = option(500, "grow the minibatch beyond batch_size so an epoch takes at most this many optimizer steps "
+                                           "(large fits: fewer, larger steps; 0 = never grow, as before version 6)", ge=0)
     epochs: int = option(15, "passes over every triple of the fit runs (at most)", ge=1)
     warmup_steps: int = option(200, "linear warmup steps, then linear decay to 0 at the last epoch (published: 200)", ge=0)
     patience: int = option(10, "stop after this many epochs without a lower validation rollout MSE (the best state is kept)", ge=1)
@@ -154,6 +156,7 @@ class GPTfluence:
         settings = TrainSettings(
             lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, epochs=cfg.epochs,
             warmup_steps=cfg.warmup_steps, patience=cfg.patience, interval=cfg.interval, seed=data.seed,
+            max_steps_per_epoch=cfg.max_steps_per_epoch,
         )
         t1 = time.perf_counter()
         self.result_: FitResult = fit_factors(self.net_, h_train, h_test, fit, val, settings, self.bounds_)
@@ -277,6 +280,7 @@ class GPTfluence:
             "best_epoch": r.best_epoch,
             "epochs_run": r.epochs_run,
             "steps": r.steps,
+            "block": list(r.block),
             "selected_on": r.selection,
             "best_select_mse": r.best_val_mse * self.scale_**2,  # on the original scale
             "target_scale": self.scale_,

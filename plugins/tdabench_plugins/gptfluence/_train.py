@@ -7,7 +7,8 @@ Dynamics (n-th order Markov, ``order = n``), for a test example z and the batch 
 Missing history at the start is the initial value repeated: ``y_{-1} = y_{-2} = ... = y_0``.
 
 Training is teacher-forced one-step regression over every (run, transition, test example)
-triple of the fit runs. A minibatch holds about ``batch_size`` triples as a block: about
+triple of the fit runs. A minibatch holds about ``batch_size`` triples (more on a large fit,
+so an epoch takes at most ``max_steps_per_epoch`` steps: :func:`epoch_batch`) as a block: about
 sqrt(batch_size) test examples times the (run, transition) rows that fill it, every triple
 once per epoch in shuffled blocks (:func:`block_shape`). A step maps each distinct example of
 the block through the network once (the dominant cost) and combines them with tensor ops over
@@ -53,6 +54,7 @@ class TrainSettings:
     patience: int = 10
     interval: int = 1
     seed: int = 0
+    max_steps_per_epoch: int = 500
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class FitResult:
     epochs_run: int
     steps: int
     selection: str  # "validation" or "fit-rollout"
+    block: tuple[int, int] = (0, 0)  # (transitions, test examples) per minibatch
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -175,6 +178,21 @@ def _history(values: torch.Tensor, interval: int, order: int) -> torch.Tensor:
     full = known[..., lo] * (1 - frac) + known[..., hi] * frac
     pad = full[..., :1].expand(*full.shape[:-1], order - 1)
     return torch.cat([pad, full], dim=-1)
+
+
+def epoch_batch(batch_size: int, triples: int, max_steps_per_epoch: int) -> int:
+    """Triples per minibatch: ``batch_size``, grown so an epoch of ``triples`` takes at most
+    ``max_steps_per_epoch`` steps (0: never grown, as before version 6).
+
+    A step's cost is mostly mapping the block's distinct examples through the network, which
+    grows far slower than the block (a block's batches draw from one pool), so on large fits
+    (GPTDynamics' instruction-tuning shape: 7.6 million triples an epoch) fewer, larger steps
+    do the same epoch many times faster. Fits of the bank's size stay under the cap and are
+    unchanged.
+    """
+    if max_steps_per_epoch <= 0:
+        return batch_size
+    return max(batch_size, math.ceil(triples / max_steps_per_epoch))
 
 
 def block_shape(batch_size: int, rows: int, n_test: int) -> tuple[int, int]:
@@ -281,7 +299,8 @@ def fit_factors(
         raise ValueError(f"interval={k} leaves no transition to fit in {K} recorded values")
     hist = _history(fit.values, k, n)  # [R, n_test, n-1 + J*k + 1]
     gen = torch.Generator().manual_seed(settings.seed)  # shuffling; the net was seeded by the caller
-    row_size, test_size = block_shape(settings.batch_size, R * J, n_test)
+    batch = epoch_batch(settings.batch_size, R * J * n_test, settings.max_steps_per_epoch)
+    row_size, test_size = block_shape(batch, R * J, n_test)
     steps_per_epoch = math.ceil(R * J / row_size) * math.ceil(n_test / test_size)
     total_steps = steps_per_epoch * settings.epochs
     opt = torch.optim.AdamW(net.lr_groups(settings.lr), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -316,5 +335,5 @@ def fit_factors(
     net.load_state_dict(best[2])
     return FitResult(
         best_epoch=best[1], best_val_mse=best[0], epochs_run=epoch, steps=step,
-        selection="validation" if selector is validation else "fit-rollout", history=history,
+        selection="validation" if selector is validation else "fit-rollout", block=(row_size, test_size), history=history,
     )
