@@ -167,18 +167,15 @@ def headroom_of(bench: object) -> dict[str, float | None]:
 def properties_of(bench: object, root: Path) -> dict[str, object]:
     """The bank's targets on the fit runs (tdabench.recorder.properties), with the label
     accuracy, BLEU / ROUGE-L at both ends and the recording time per run."""
-    from tdabench.recorder.properties import curve_properties, summarize
+    from tdabench.recorder.properties import curve_properties, fit_curve, summarize
 
     fit = set(bench.split.fit_runs)  # type: ignore[attr-defined]
     runs = [r for r in bench.runs if r.name in fit]  # type: ignore[attr-defined]
     loss = np.stack([r.trajectories["loss"].values for r in runs])
-    per_run = loss.mean(axis=1)  # [R, K]: each fit run's mean test loss
     out: dict[str, object] = {
         "targets": curve_properties(loss).as_dict(),
         # What the benchmark asks a method to predict, at a glance (the pages draw it).
-        "fit_curve": {"steps": runs[0].trajectories["loss"].steps.tolist(), "mean": np.round(per_run.mean(axis=0), 5).tolist(),
-                      "p10": np.round(np.percentile(per_run, 10, axis=0), 5).tolist(),
-                      "p90": np.round(np.percentile(per_run, 90, axis=0), 5).tolist()},
+        "fit_curve": fit_curve(loss, runs[0].trajectories["loss"].steps.tolist()),
     }
     run_dirs = [p for p in (root / "runs").glob("*/*") if p.name in fit]
     out.update(summarize(run_dirs))

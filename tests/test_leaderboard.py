@@ -79,11 +79,11 @@ def test_golden_content() -> None:
     ft = (GOLDEN / "synthetic-ft.md").read_text(encoding="utf-8")
     html = (GOLDEN / "index.html").read_text(encoding="utf-8")
     assert "[synthetic/ft](synthetic-ft.md)" in readme and "[synthetic/it](synthetic-it.md)" in readme
-    assert "| mean-trajectory | 1.00 (3/3) |" in readme  # the mean-rank table
+    assert "| zero-line | 1.00 (3/3) |" in readme  # the mean-rank table
     assert "not measured by tdabench" in readme and "| GPTfluence | 0.093 | 0.175 | 0.860 |" in readme
     # Ranked by mse, best marked, mean ± std [CI], the n/a reason, gap and cost columns.
     seen = ft.split("### loss · seen")[1].split("###")[0]
-    assert seen.index("| 1 | mean-trajectory |") < seen.index("| 2 | constant |")
+    assert seen.index("| 1 | zero-line |") < seen.index("| 2 | mean-trajectory |") < seen.index("| 3 | constant |")
     assert re.search(r"\| \*\*[0-9.e-]+\*\* ± [0-9.e-]+ \[[0-9.e-]+, [0-9.e-]+\] \|", seen)
     assert "n/a: the benchmark has no evaluation runs on unseen training examples" in ft
     assert "gap (Δ mse)" in ft and "peak MiB" in ft
@@ -91,13 +91,17 @@ def test_golden_content() -> None:
     assert "tdabench run --benchmark ft-2m" in ft and "sha256:" in ft
     # The page: self-contained, sortable, with plots that show the truth.
     assert not re.search(r"""(src|href)=["']?(https?:)?//|url\((?!#)|<link|@import""", html)  # nothing fetched
-    assert html.count("<svg") == 6 and html.count('class="sortable results"') == 16
+    assert html.count("<svg") == 9 and html.count('class="sortable results"') == 16  # 3 fit curves, 4 samples, 2 sizes
+    assert html.count("fit runs&#x27; mean test loss") >= 3 and "<use href=" in html  # the truth drawn once per figure
+    assert "- transient: max 1.00x step 0" in ft and "misses the target <= 0.7x" in ft  # measured on the loaded benchmarks
+    assert "*(low power: < 10 runs, not ranked)*" in ft and "| pooled · seen |" in readme and "| early · seen |" in readme
     assert "true (solid) vs predicted (dashed)" in html
     rows = list(csvlines := (GOLDEN / "leaderboard.csv").read_text(encoding="utf-8").splitlines())
-    assert rows[0].startswith("group,benchmark,trajectory,split,rank,method") and len(csvlines) == 33
+    assert rows[0].startswith("group,benchmark,trajectory,split,rank,method") and len(csvlines) == 49
     doc = json.loads((GOLDEN / "leaderboard.json").read_text(encoding="utf-8"))
-    assert doc["schema"] == "tdabench.leaderboard/1" and len(doc["rows"]) == 32
-    assert doc["mean_ranks"]["all"]["loss"][0]["method"] == "mean-trajectory"
+    assert doc["schema"] == "tdabench.leaderboard/2" and len(doc["rows"]) == 48
+    assert doc["mean_ranks"]["all"]["loss"][0]["method"] == "zero-line"
+    assert doc["score_fields"] == ["mean", "std", "ci95_lo", "ci95_hi", "n"] and "samples" not in json.dumps(doc)
 
 
 def test_check_mode_ignores_only_the_date(work: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,7 +112,7 @@ def test_check_mode_ignores_only_the_date(work: tuple[Path, list[str]], capsys: 
     text = readme.read_text(encoding="utf-8")
     readme.write_text(re.sub(r"Generated on \S+", "Generated on 1999-01-01T00:00:00+00:00", text), encoding="utf-8")
     assert main([*args, "--check"]) == 0
-    readme.write_text(text.replace("| mean-trajectory | 1.00", "| mean-trajectory | 1.50"), encoding="utf-8")
+    readme.write_text(text.replace("| zero-line | 1.00", "| zero-line | 1.50"), encoding="utf-8")
     capsys.readouterr()
     assert main([*args, "--check"]) == 1
     assert "README.md: differs" in capsys.readouterr().err
@@ -199,12 +203,13 @@ def test_failed_cells_are_shown_with_their_error(work: tuple[Path, list[str]]) -
     assert '<tr class="failed">' in html and "out of | memory" in html
 
 
-def test_predictions_only_when_the_truth_is_unavailable(work: tuple[Path, list[str]]) -> None:
+def test_plots_need_no_benchmark(work: tuple[Path, list[str]]) -> None:
     root, benches = work
     assert main(["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]) == 0
     html = (root / "lb" / "index.html").read_text()
     # The plots' true and predicted samples are stored in each cell: no benchmark is needed.
     assert "true (solid) vs predicted (dashed)" in html and "predicted only (dashed)" not in html
+    assert "fit runs&#x27; mean test loss" not in html  # the fit runs' curve needs the benchmark or its properties
     # A copy of the benchmark with other data is detected by its hash, not used.
     truth = TruthSource(Context.create(), [benches[0]])
     bench, note = truth.lookup("synthetic/ft/sim-2m/toy", "sha256:" + "0" * 64)
@@ -244,8 +249,8 @@ def test_page_renders_and_sorts_in_headless_chromium(tmp_path: Path) -> None:
     found = re.search(r'<pre id="selftest">(.*?)</pre>', dom, re.S)
     assert found, "the page's self-test wrote nothing: scripts did not run"
     result = json.loads(found.group(1).replace("&quot;", '"'))
-    assert result["pass"] and result["svgs"] == 6 and result["sortable"] >= 16
-    assert result["asc"] == ["mean-trajectory", "constant"] and result["desc"] == ["constant", "mean-trajectory"]
+    assert result["pass"] and result["svgs"] == 9 and result["sortable"] >= 16
+    assert result["asc"] == ["zero-line", "mean-trajectory", "constant"] and result["desc"] == ["constant", "mean-trajectory", "zero-line"]
     shot = tmp_path / "shot.png"
     _chromium("--window-size=1400,2000", f"--screenshot={shot}", page.as_uri(), tmp=tmp_path / "p2")
     from matplotlib.image import imread

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,8 @@ from tdabench.scores import spec as score_spec
 RANK_METRIC = "skill_mse"
 TABLE_SCORES = ("skill_mse", "skill_mse_early", "skill_mse_mid", "skill_mse_late", "lds_final", "mse_all_steps", "mae_all_steps",
                 "spearman_final", "spearman_steps")
+#: The per-phase skills (the first 10% of steps, the rest of the first half, the second half).
+PHASES = ("skill_mse_early", "skill_mse_mid", "skill_mse_late")
 _STATUS_ORDER = {"ok": 0, "n/a": 1, "failed": 2}
 
 
@@ -60,6 +62,8 @@ class Row:
     Attributes:
         seeds: the seeds its cells were computed with.
         spread: score -> (lowest, highest) of the seeds' means, with two or more seeds.
+        retrain_s: what retraining the split's evaluation runs costs (its runs x the benchmark's
+            recording seconds per run), where the benchmark records it.
     """
 
     entry: Entry
@@ -67,6 +71,12 @@ class Row:
     gap: dict[str, float] | None
     seeds: tuple[int, ...] = (0,)
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)
+    retrain_s: float | None = None
+
+    @property
+    def reference(self) -> bool:
+        """A reference point (``retrain``): shown, never ranked."""
+        return not self.result.ranked
 
     @property
     def result(self) -> CellResult:
@@ -111,12 +121,25 @@ def _attr(name: str) -> Callable[[Row], float | None]:
     return lambda row: _finite(getattr(row.result, name)) if row.result.status == "ok" else None
 
 
+def method_s(row: Row) -> float | None:
+    """The method's own cost: fit plus simulate seconds."""
+    r = row.result
+    return r.fit_s + r.simulate_s if r.status == "ok" and r.fit_s is not None and r.simulate_s is not None else None
+
+
+def speedup(row: Row) -> float | None:
+    """How many times faster than retraining the evaluation runs the method's fit and simulate are."""
+    cost = method_s(row)
+    return _finite(row.retrain_s / cost) if cost and row.retrain_s else None
+
+
 COLUMNS: tuple[Column, ...] = (
     *(Column(m, m, score_spec(m).better, _score(m), "score") for m in TABLE_SCORES),
     Column("gap_mse", "gap (Δ mse)", "min", _gap, "gap"),
     Column("fit_s", "fit s", "min", _attr("fit_s"), "cost"),
     Column("simulate_s", "simulate s", "min", _attr("simulate_s"), "cost"),
     Column("peak_mem_mb", "peak MiB", "min", _attr("peak_mem_mb"), "cost"),
+    Column("speedup", "× retrain", "max", speedup, "speedup"),
 )
 
 
@@ -155,10 +178,11 @@ def _order_key(row: Row) -> tuple[int, float, str]:
 
 
 def best_marks(rows: Sequence[Row]) -> dict[str, frozenset[str]]:
-    """Methods whose value of a column equals the best one as displayed (ties all marked); in-sample rows never."""
+    """Methods whose value of a column equals the best one as displayed (ties all marked); in-sample and reference rows never."""
     marks: dict[str, frozenset[str]] = {}
     for col in COLUMNS:
-        vals = [(m, v) for m, v in ((row.result.method, col.value(row)) for row in rows if not row.result.in_sample) if v is not None]
+        got = [(row.result.method, col.value(row)) for row in rows if not row.result.in_sample and row.result.ranked]
+        vals = [(m, v) for m, v in got if v is not None]
         if len(vals) < 2:
             continue
         best = min(v for _, v in vals) if col.better == "min" else max(v for _, v in vals)
@@ -204,8 +228,10 @@ def _max_of(xs: Iterable[float | None]) -> float | None:
     return float(max(vals)) if vals else None
 
 
-def build_tables(entries: Sequence[Entry]) -> list[Table]:
-    """One table per (benchmark, trajectory, split), sorted by group, benchmark, trajectory, split order."""
+def build_tables(entries: Sequence[Entry], run_seconds: Mapping[str, float] | None = None) -> list[Table]:
+    """One table per (benchmark, trajectory, split), sorted by group, benchmark, trajectory, split order;
+    ``run_seconds``: benchmark -> what recording one of its runs cost (for the speed-up over retraining)."""
+    run_seconds = run_seconds or {}
     gaps = generalization_gaps([e.result for e in entries])
     cells: dict[tuple[str, str, str], dict[str, list[Entry]]] = {}
     for e in entries:
@@ -213,7 +239,9 @@ def build_tables(entries: Sequence[Entry]) -> list[Table]:
     tables = []
     for (bench, traj, split), by_method in cells.items():
         combined = [combine_seeds(es) for es in by_method.values()]
-        rows = sorted((Row(e, None, gaps.get((bench, traj, e.result.method, split)), seeds, spread) for e, seeds, spread in combined),
+        per_run = run_seconds.get(bench)
+        rows = sorted((Row(e, None, gaps.get((bench, traj, e.result.method, split)), seeds, spread,
+                           per_run * e.result.n_runs if per_run and e.result.n_runs else None) for e, seeds, spread in combined),
                       key=_order_key)
         values = [ranking_value(r) for r in rows]
         ranked = [-v for v in values if v is not None]
@@ -255,12 +283,13 @@ def mean_ranks(tables: Sequence[Table], trajectory: str) -> list[MeanRank]:
     """
     tables = [t for t in tables if t.trajectory == trajectory]
     splits = _splits(tables)
-    methods = sorted({r.result.method for t in tables for r in t.rows})
+    methods = sorted({r.result.method for t in tables for r in t.rows if r.result.ranked})  # references are never summarized
     ranks: dict[tuple[str, str], list[float]] = {}
     totals = {s: 0 for s in splits}
     for t in tables:
         totals[t.split] += 1
-        scored = [(m, v) for m, v in ((r.result.method, ranking_value(r)) for r in t.rows) if v is not None]
+        values = [(r.result.method, ranking_value(r)) for r in t.rows]
+        scored = [(m, v) for m, v in values if v is not None]
         if not scored:
             continue
         avg = rankdata([-v for _, v in scored], method="average")
@@ -290,6 +319,7 @@ class MeanSkill:
             benchmark's outlier, weighted by how much each has to attribute).
         lds: split -> median lds_final over the benchmarks where it is defined and not low-power.
         beats: split -> benchmarks where the skill's 95% CI lies above 0.
+        phases: phase score (:data:`PHASES`) -> median over the benchmarks, seen split.
     """
 
     method: str
@@ -297,6 +327,7 @@ class MeanSkill:
     lds: dict[str, float | None]
     beats: dict[str, int]
     pooled: dict[str, float | None] = field(default_factory=dict)
+    phases: dict[str, float | None] = field(default_factory=dict)
 
 
 def _pooled(rows: Sequence[Row]) -> float | None:
@@ -315,11 +346,12 @@ def mean_skills(tables: Sequence[Table], trajectory: str, excluded: frozenset[st
     (benchmarks in ``excluded``, those that do not meet the bank's targets, left out), best seen skill first."""
     tables = [t for t in tables if t.trajectory == trajectory and t.benchmark not in excluded]
     splits = _splits(tables)
-    methods = sorted({r.result.method for t in tables for r in t.rows})
+    methods = sorted({r.result.method for t in tables for r in t.rows if r.result.ranked})  # references are never summarized
     totals = {s: sum(t.split == s for t in tables) for s in splits}
     out = []
     for m in methods:
         skill, lds, beats, pooled = {}, {}, {}, {}
+        phases: dict[str, float | None] = {}
         for s in splits:
             rows = [r for t in tables if t.split == s for r in t.rows if r.result.method == m and r.ranked]
             vals = [v for v in (ranking_value(r) for r in rows) if v is not None]
@@ -328,7 +360,10 @@ def mean_skills(tables: Sequence[Table], trajectory: str, excluded: frozenset[st
             ld = [v for v in (_score("lds_final")(r) for r in rows) if v is not None]
             lds[s] = float(np.median(ld)) if ld else None
             beats[s] = sum(1 for r in rows if r.result.scores[RANK_METRIC].ci95[0] > 0)
-        out.append(MeanSkill(m, skill, lds, beats, pooled))
+            if s == "seen":
+                got = {p: [v for v in (_score(p)(r) for r in rows) if v is not None] for p in PHASES}
+                phases = {p: float(np.median(v)) if v else None for p, v in got.items()}
+        out.append(MeanSkill(m, skill, lds, beats, pooled, phases))
 
     def key(ms: MeanSkill) -> tuple[float, ...]:
         return tuple(-v[0] if v[0] is not None else math.inf for v in ms.skill.values()) + (0.0,)

@@ -1,4 +1,9 @@
-"""CSV and JSON exports of the aggregated table (one row per cell), for other tools."""
+"""CSV and JSON exports of the aggregated table (one row per method and table), for other tools.
+
+Floats are written to :data:`DIGITS` significant digits (far beyond any interval's width), and
+the JSON puts one row per line with what every row of a table shares (headroom, data hash)
+given once, so a full bank's exports stay a few megabytes. Neither carries plot samples.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,35 @@ import json
 import math
 from typing import Any
 
-from tdabench.leaderboard.aggregate import COLUMNS, RANK_METRIC, Row, Table
+from tdabench.leaderboard.aggregate import COLUMNS, RANK_METRIC, Row, Table, speedup
 from tdabench.leaderboard.mislabel import to_json as mislabel_json
 from tdabench.leaderboard.model import Leaderboard
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES
 from tdabench.scores import SCORE_NAMES as METRIC_NAMES
+from tdabench.scores import Score
 
-JSON_SCHEMA = "tdabench.leaderboard/1"
+JSON_SCHEMA = "tdabench.leaderboard/2"
+#: Significant digits of every exported float.
+DIGITS = 5
 
 
 def _f(x: float | None) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
+    return float(f"{x:.{DIGITS}g}") if x is not None and math.isfinite(x) else None
 
 
-def row_dict(table: Table, row: Row, lb: Leaderboard) -> dict[str, Any]:
-    """One cell as exported: identity, rank, every metric, gap, cost, status and provenance."""
+#: What each score's list holds in the JSON rows.
+SCORE_FIELDS = ("mean", "std", "ci95_lo", "ci95_hi", "n")
+
+
+def _score_row(s: Score) -> list[float | int | None]:
+    return [_f(s.mean), _f(s.std), _f(s.ci95[0]), _f(s.ci95[1]), s.n]
+
+
+def row_dict(table: Table, row: Row) -> dict[str, Any]:
+    """One row as exported: identity, rank, every metric, gap, cost, status and provenance. Fields
+    that are null, false, empty or a method's own name (``method_name``) are left out (:data:`OPTIONAL`)."""
     r = row.result
-    return {
+    d = {
         "group": table.group,
         "benchmark": r.benchmark,
         "trajectory": r.trajectory,
@@ -35,23 +52,32 @@ def row_dict(table: Table, row: Row, lb: Leaderboard) -> dict[str, Any]:
         "method_version": r.method_version,
         "status": r.status,
         "in_sample": r.in_sample,
+        "reference": not r.ranked,
+        "seeds": list(row.seeds),
         "best": sorted(k for k, ms in table.best.items() if r.method in ms),
-        "scores": {m: r.scores[m].to_dict() for m in r.scores},
-        "headroom": {k: _f(v) for k, v in sorted(table.headroom.items())} or None,
-        "generalization_gap": {k: _f(v) for k, v in sorted(row.gap.items())} if row.gap else None,
+        "scores": {m: _score_row(r.scores[m]) for m in r.scores},
+        "seed_spread": {k: [_f(lo), _f(hi)] for k, (lo, hi) in sorted(row.spread.items())} or None,
+        "gap_mse": _f((row.gap or {}).get("mse_all_steps")),
         "fit_s": _f(r.fit_s),
         "simulate_s": _f(r.simulate_s),
         "peak_mem_mb": _f(r.peak_mem_mb),
+        "retrain_s": _f(row.retrain_s),
+        "speedup": _f(speedup(row)),
         "n_runs": r.n_runs,
         "n_test": r.n_test,
-        "model_size": lb.model_sizes.get(r.benchmark),
         "reason": r.reason,
         "error": r.error,
         "config": r.config,
-        "data_hash": r.data_hash,
         "key": r.key,
-        "source": lb_source(row),
     }
+    if d["method_name"] == d["method"]:
+        del d["method_name"]
+    return {k: v for k, v in d.items() if k not in OPTIONAL or v not in (None, False, [], {})}
+
+
+#: Row fields left out of the JSON when null, false or empty.
+OPTIONAL = frozenset({"rank", "in_sample", "reference", "best", "seed_spread", "gap_mse", "fit_s", "simulate_s", "peak_mem_mb", "retrain_s",
+                      "speedup", "reason", "error", "config"})
 
 
 def lb_source(row: Row) -> str:
@@ -67,8 +93,14 @@ def to_json(lb: Leaderboard) -> str:
         "generated_on": p.generated,
         "command": p.command,
         "rank_score": RANK_METRIC,
+        "score_fields": list(SCORE_FIELDS),
+        "optional_fields": sorted(OPTIONAL),
         "columns": [{"key": c.key, "header": c.header, "better": c.better} for c in COLUMNS],
-        "rows": [row_dict(t, row, lb) for t in lb.tables for row in t.rows],
+        "rows": [row_dict(t, row) for t in lb.tables for row in t.rows],
+        "headroom": [{"benchmark": t.benchmark, "trajectory": t.trajectory, "split": t.split, **{k: _f(v) for k, v in sorted(t.headroom.items())}}
+                     for t in lb.tables if t.headroom],
+        "benchmarks": {b: {"model_size": lb.model_sizes.get(b), **{k: v for k, v in sorted(p.items()) if k != "fit_curve"}}
+                       for b, p in sorted(lb.properties.items())},
         "mean_ranks": {
             scope: {
                 metric: [
@@ -82,7 +114,8 @@ def to_json(lb: Leaderboard) -> str:
         "mean_skills": {
             scope: {
                 traj: [{"method": ms.method, "by_split": {s: {"skill": v[0], "scored": v[1], "benchmarks": v[2], "ci_above_0": ms.beats[s],
-                                                              "lds_final": ms.lds[s]} for s, v in ms.skill.items()}}
+                                                              "pooled": ms.pooled.get(s), "lds_final": ms.lds[s]} for s, v in ms.skill.items()},
+                        "phases_seen": ms.phases}
                        for ms in skills]
                 for traj, skills in by_traj.items()
             }
@@ -111,7 +144,11 @@ def to_json(lb: Leaderboard) -> str:
             "data_hashes": {b: list(h) for b, h in p.data_hashes.items()},
         },
     }
-    return json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    rows = doc.pop("rows")
+    text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+    # One compact line per row: small, and a regeneration's diff shows which rows changed.
+    body = ",\n".join(json.dumps(r, ensure_ascii=False, allow_nan=False, separators=(",", ":")) for r in rows)
+    return text[:-2] + ',\n "rows": [\n' + body + "\n ]\n}\n"
 
 
 def to_csv(lb: Leaderboard) -> str:
@@ -119,8 +156,9 @@ def to_csv(lb: Leaderboard) -> str:
     head = ["group", "benchmark", "trajectory", "split", "rank", "method", "method_name", "method_version", "status", "in_sample"]
     for m in METRIC_NAMES:
         head += [f"{m}_mean", f"{m}_std", f"{m}_ci95_lo", f"{m}_ci95_hi", f"{m}_n"]
-    head += [f"gap_{m}" for m in METRIC_NAMES]
-    head += ["fit_s", "simulate_s", "peak_mem_mb", "n_runs", "n_test", "model_size", "best", "reason", "error", "data_hash", "key", "source"]
+    head += ["gap_mse_all_steps"]
+    head += ["fit_s", "simulate_s", "peak_mem_mb", "retrain_s", "speedup", "seeds", "reference", "n_runs", "n_test", "model_size", "best",
+             "reason", "error", "data_hash", "key", "source"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(head)
@@ -128,7 +166,7 @@ def to_csv(lb: Leaderboard) -> str:
     def v(x: object) -> str:
         if x is None or (isinstance(x, float) and not math.isfinite(x)):
             return ""
-        return repr(x) if isinstance(x, float) else str(x)
+        return f"{x:.{DIGITS}g}" if isinstance(x, float) else str(x)
 
     for t in lb.tables:
         for row in t.rows:
@@ -137,8 +175,9 @@ def to_csv(lb: Leaderboard) -> str:
             for m in METRIC_NAMES:
                 s = r.scores.get(m)
                 line += [v(s.mean), v(s.std), v(s.ci95[0]), v(s.ci95[1]), v(s.n)] if s else [""] * 5
-            line += [v((row.gap or {}).get(m)) for m in METRIC_NAMES]
-            line += [v(r.fit_s), v(r.simulate_s), v(r.peak_mem_mb), v(r.n_runs), v(r.n_test), v(lb.model_sizes.get(r.benchmark)),
+            line += [v((row.gap or {}).get("mse_all_steps"))]
+            line += [v(r.fit_s), v(r.simulate_s), v(r.peak_mem_mb), v(row.retrain_s), v(speedup(row)), " ".join(map(str, row.seeds)),
+                     str(not r.ranked).lower(), v(r.n_runs), v(r.n_test), v(lb.model_sizes.get(r.benchmark)),
                      " ".join(sorted(k for k, ms in t.best.items() if r.method in ms)), r.reason or "", r.error or "", r.data_hash, r.key, lb_source(row)]
             w.writerow(line)
     return buf.getvalue()

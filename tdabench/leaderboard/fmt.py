@@ -42,6 +42,8 @@ def display(kind: str, x: float | None) -> str:
         return signed(x)
     if kind == "cost":
         return cost(x)
+    if kind == "speedup":
+        return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}×"
     return num(x)
 
 
@@ -62,6 +64,20 @@ def rank_text(mean: float | None, k: int, n: int) -> str:
 def skill_text(mean: float | None, k: int, n: int, beats: int) -> str:
     """A mean-skill cell: the mean over ``k`` of ``n`` benchmarks, and on how many the CI lies above 0."""
     return f"{num(mean)} ({k}/{n}, >0: {beats})" if mean is not None else f"– (0/{n})"
+
+
+#: The scores whose seed spread the pages show (every score's is in the JSON export).
+SPREAD_SCORES = ("skill_mse", "lds_final", "mse_all_steps")
+
+
+def spread_text(spread: tuple[float, float] | None, n_seeds: int) -> str:
+    """``seeds [0.41, 0.52]``: the lowest and highest of the seeds' means, or ''."""
+    return f"{n_seeds} seeds [{num(spread[0], 3)}, {num(spread[1], 3)}]" if spread else ""
+
+
+def pooled_text(x: float | None) -> str:
+    """A pooled skill cell."""
+    return num(x) if x is not None else "–"
 
 
 #: The ``params`` values of the gradient families' shared option (every parameter, the linear

@@ -1,9 +1,10 @@
 """``index.html``: one self-contained page (no network) with sortable tables and inline SVG plots.
 
 Sorting is a few lines of inline JavaScript: click a header to sort by it (missing values
-last). Opening the page with ``#selftest`` sorts the first table with two scored methods
-and writes what it found into ``<pre id="selftest">``, so a headless browser can check the
-page with ``--dump-dom``.
+last); a results cell sorts by the number it shows, so it carries no separate sort key.
+Opening the page with ``#selftest`` sorts the first table with two scored methods and writes
+what it found into ``<pre id="selftest">``, so a headless browser can check the page with
+``--dump-dom``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import re
 from collections.abc import Sequence
 from html import escape
 
-from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
+from tdabench.leaderboard.aggregate import COLUMNS, PHASES, MeanRank, MeanSkill, Row, Table, low_power
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text, param_set
-from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, group_title, table_heading
-from tdabench.leaderboard.plots import size_svg, trajectory_svg
+from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set, SPREAD_SCORES
+from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, LOW_POWER, RANK_HOW, SKILL_HOW, group_title, method_marks, table_heading
+from tdabench.leaderboard.plots import MAX_PANELS, size_svg, trajectory_svg
+from tdabench.leaderboard.bench_html import benchmark_html, front_html
 from tdabench.results.mislabel import MislabelResult
 from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
 from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
@@ -39,7 +41,9 @@ th:hover{background:#eaeef2}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 .text{text-align:left}
 td.best{font-weight:700;background:#e6f4ea}
-.sd,.ci{color:#57606a;font-size:12px;font-weight:400}
+td small{display:block;color:#57606a;font-size:11.5px;font-weight:400}td small.lp{color:#b54708}
+dl.props{display:grid;grid-template-columns:max-content auto;gap:1px 12px;margin:4px 0 10px}dl.props dt{color:#57606a}dl.props dd{margin:0}
+.nr{border-left:4px solid #b54708;background:#fff7ed;padding:2px 10px}
 tr.na td{color:#8c959f}tr.failed td{color:#b42318}
 td.note{white-space:normal;min-width:160px;max-width:380px}
 .legend{color:#404850;max-width:980px}
@@ -54,7 +58,7 @@ footer code{overflow-wrap:anywhere}
 
 JS = """
 "use strict";
-function key(td){const v=td.dataset.v;if(v===undefined)return td.textContent.trim().toLowerCase();return v===""?null:parseFloat(v);}
+function key(td){if(td.classList.contains("text"))return td.textContent.trim().toLowerCase();const v=td.dataset.v!==undefined?td.dataset.v:td.firstChild?td.firstChild.textContent:"";const x=parseFloat(v);return isNaN(x)?null:x;}
 function sortBy(th){
  const body=th.closest("table").tBodies[0],i=th.cellIndex,asc=th.getAttribute("aria-sort")!=="ascending";
  for(const h of th.parentNode.cells)h.removeAttribute("aria-sort");
@@ -67,9 +71,9 @@ document.querySelectorAll("table.sortable th").forEach(th=>th.addEventListener("
 if(location.hash==="#selftest"){
  const out={tables:document.querySelectorAll("table").length,sortable:document.querySelectorAll("table.sortable").length,svgs:document.querySelectorAll("figure svg").length};
  const col=t=>[...t.tHead.rows[0].cells].findIndex(c=>c.dataset.key==="mse_all_steps");
- const t=[...document.querySelectorAll("table.results")].find(t=>[...t.tBodies[0].rows].filter(r=>r.cells[col(t)].dataset.v!=="").length>1);
+ const t=[...document.querySelectorAll("table.results")].find(t=>[...t.tBodies[0].rows].filter(r=>key(r.cells[col(t)])!==null).length>1);
  if(t){
-  const th=t.tHead.rows[0].cells[col(t)],vals=()=>[...t.tBodies[0].rows].map(r=>r.cells[col(t)].dataset.v).filter(v=>v!=="").map(Number),names=()=>[...t.tBodies[0].rows].map(r=>r.cells[1].textContent);
+  const th=t.tHead.rows[0].cells[col(t)],vals=()=>[...t.tBodies[0].rows].map(r=>key(r.cells[col(t)])).filter(v=>v!==null),names=()=>[...t.tBodies[0].rows].map(r=>r.cells[1].textContent);
   th.click();const asc=vals(),ascNames=names();th.click();const desc=vals(),descNames=names();
   out.table=t.id;out.asc=ascNames;out.desc=descNames;
   out.asc_ok=asc.every((v,k)=>k===0||asc[k-1]<=v);out.desc_ok=desc.every((v,k)=>k===0||desc[k-1]>=v)&&desc[0]>desc[desc.length-1];
@@ -92,7 +96,8 @@ def slug(text: str) -> str:
 
 
 def _num_attr(x: float | None) -> str:
-    return "" if x is None else repr(float(x))
+    """A sort key: 6 significant digits (more than any cell shows)."""
+    return "" if x is None else f"{float(x):.6g}"
 
 
 def _th(label: str, key: str = "", text: bool = False) -> str:
@@ -104,22 +109,26 @@ def _th(label: str, key: str = "", text: bool = False) -> str:
 def _row(table: Table, row: Row) -> str:
     r = row.result
     cls = {"ok": "", "n/a": ' class="na"', "failed": ' class="failed"'}[r.status]
-    mark = ' <i>(in-sample)</i>' if r.in_sample else ""
-    cells = [f'<td data-v="{row.rank if row.rank is not None else ""}">{row.rank if row.rank is not None else "–"}</td>',
-             f'<td class="text">{escape(r.method + param_set(r.config))}{mark}</td>']
+    cells = [f'<td>{row.rank if row.rank is not None else "–"}</td>',
+             f'<td class="text">{escape(r.method + param_set(r.config))}{escape(method_marks(row))}</td>']
     for col in COLUMNS:
         best = ' class="best"' if r.method in table.best.get(col.key, frozenset()) else ""
         v = col.value(row)
         if r.status != "ok":
-            cells.append(f'<td data-v="">{r.status}</td>')
+            cells.append(f"<td>{r.status}</td>")
         elif col.kind == "score":
             mean, std, ci = score_parts(r.scores.get(col.key))
-            extra = f'<br><span class="sd">{escape(std)}</span> <span class="ci">{escape(ci)}</span>' if std else ""
-            cells.append(f'<td{best} data-v="{_num_attr(v)}">{escape(mean)}{extra}</td>')
+            extra = f"<small>{escape(std)} {escape(ci)}</small>" if std else ""
+            seeds = spread_text(row.spread.get(col.key) if col.key in SPREAD_SCORES else None, len(row.seeds))
+            extra += f"<small>{escape(seeds)}</small>" if seeds else ""
+            extra += f'<small class="lp">{escape(LOW_POWER)}</small>' if col.key == "lds_final" and low_power(row) and r.scores.get(col.key) else ""
+            # No sort key: the page sorts by the number the cell shows (a low-power LDS by none).
+            lp = ' data-v=""' if v is None else ""
+            cells.append(f"<td{best}{lp}>{escape(mean)}{extra}</td>")
         elif col.kind == "gap" and table.split == "seen":
-            cells.append('<td data-v="">—</td>')
+            cells.append("<td>—</td>")
         else:
-            cells.append(f'<td{best} data-v="{_num_attr(v)}">{escape(display(col.kind, v))}</td>')
+            cells.append(f"<td{best}>{escape(display(col.kind, v))}</td>")
     note = {"ok": "", "n/a": f"n/a: {r.reason}", "failed": f"failed: {r.error}"}[r.status]
     cells.append(f'<td class="note text">{escape(note)}</td>')
     return f"<tr{cls}>" + "".join(cells) + "</tr>"
@@ -150,13 +159,17 @@ def rank_table(ranks: list[MeanRank], tid: str) -> str:
 def skill_table(skills: list[MeanSkill], tid: str) -> str:
     """A sortable table of mean skill per split, with LDS."""
     splits = list(skills[0].skill) if skills else []
-    head = _th("method", "method", text=True) + "".join(_th(f"skill · {s}", f"skill-{s}") for s in splits) + _th("lds · seen", "lds")
+    phases = [p for p in PHASES if any(ms.phases.get(p) is not None for ms in skills)]
+    head = (_th("method", "method", text=True) + "".join(_th(f"median skill · {s}", f"skill-{s}") + _th(f"pooled · {s}", f"pooled-{s}") for s in splits)
+            + "".join(_th(f"{p.split('_')[-1]} · seen", p) for p in phases) + _th("lds · seen", "lds"))
     rows = []
     for ms in skills:
         cells = [f'<td class="text">{escape(ms.method)}</td>']
         for s in splits:
             mean, k, n = ms.skill[s]
             cells.append(f'<td data-v="{_num_attr(mean)}">{escape(skill_text(mean, k, n, ms.beats[s]))}</td>')
+            cells.append(f'<td data-v="{_num_attr(ms.pooled.get(s))}">{escape(pooled_text(ms.pooled.get(s)))}</td>')
+        cells += [f'<td data-v="{_num_attr(ms.phases.get(p))}">{escape(pooled_text(ms.phases.get(p)))}</td>' for p in phases]
         lds = ms.lds.get("seen")
         cells.append(f'<td data-v="{_num_attr(lds)}">{escape(num(lds))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -166,7 +179,7 @@ def skill_table(skills: list[MeanSkill], tid: str) -> str:
 def headroom_table(lb: Leaderboard, tid: str, group: str | None = None) -> str:
     """A sortable table of each benchmark's headroom (loss, seen split)."""
     keys = ("mse_reference", "mse_constant", "reference_over_constant", "around_mean_share")
-    head = _th("benchmark", "benchmark", text=True) + "".join(_th(h, k) for h, k in zip(("mse mean traj", "mse constant", "mean traj / constant", "share around mean"), keys))
+    head = _th("benchmark", "benchmark", text=True) + "".join(_th(h, k) for h, k in zip(("mse zero line", "mse constant", "zero line / constant", "share around mean"), keys))
     rows = []
     for t in lb.tables:
         if t.trajectory != "loss" or t.split != "seen" or (group is not None and t.group != group) or not t.headroom:
@@ -210,11 +223,12 @@ def _figure(svg: str, caption: str) -> str:
 def _group(lb: Leaderboard, group: str) -> str:
     out = [f'<section id="g-{slug(group)}"><h2>{escape(group_title(group))}</h2>']
     for metric, skills in lb.skills.get(group, {}).items():
-        out += [f"<h3>Skill over the mean trajectory in this group ({escape(metric)})</h3>", f'<p class="legend">{inline_md(SKILL_HOW)}</p>',
+        out += [f"<h3>Skill over the zero line in this group ({escape(metric)})</h3>", f'<p class="legend">{inline_md(SKILL_HOW)}</p>',
                 skill_table(skills, slug(f"s-{group}-{metric}"))]
     out += ["<h3>Headroom</h3>", headroom_table(lb, slug(f"h-{group}"), group)]
     for metric, ranks in lb.ranks[group].items():
         out += [f"<h3>Mean rank in this group ({escape(metric)})</h3>", rank_table(ranks, slug(f"r-{group}-{metric}"))]
+    out.append(front_html(lb, group, group_title(group)))
     pts = lb.sizes.get(group)
     out.append("<h3>MSE by model size</h3>")
     if pts:
@@ -228,12 +242,15 @@ def _group(lb: Leaderboard, group: str) -> str:
             bench = t.benchmark
             hashes = ", ".join(lb.provenance.data_hashes.get(bench, ()))
             out.append(f'<h3 id="b-{slug(bench)}">{escape(bench)}</h3>\n<p>Model size: {format_size(lb.model_sizes[bench])} · data <code>{escape(hashes)}</code></p>')
+            out.append(benchmark_html(lb, bench))
         out += [f"<h4>{escape(table_heading(t))}</h4>", results_table(t)]
         s = lb.samples.get((t.benchmark, t.trajectory))
         if s is not None and s.split == t.split:
             caption = (f"Predicted (dashed) vs true (solid) {t.trajectory} of {len(s.test_ids)} test examples (evenly spaced ids) in evaluation run {s.run}, {s.split} split."
                        if s.truth is not None else f"Predicted {t.trajectory} of {len(s.test_ids)} test examples in evaluation run {s.run}, {s.split} split. {s.note}.")
-            out.append(_figure(trajectory_svg(s), caption))
+            order = [r.result.method for r in t.rows]
+            caption += f" Panels: the first {min(MAX_PANELS, len(order))} methods of the table above, in its order."
+            out.append(_figure(trajectory_svg(s, order), caption))
     out.append("</section>")
     return "\n".join(out)
 
@@ -295,7 +312,7 @@ def page(lb: Leaderboard) -> str:
     summary = []
     for group in lb.groups:
         if "loss" in lb.skills.get(group, {}):
-            summary += [f"<h2>Attribution: skill over the mean trajectory, {escape(group_title(group))} (loss)</h2>",
+            summary += [f"<h2>Attribution: skill over the zero line, {escape(group_title(group))} (loss)</h2>",
                         f'<p class="legend">{inline_md(SKILL_HOW)}</p>', skill_table(lb.skills[group]["loss"], slug(f"s-all-{group}"))]
     summary += ["<h2>Headroom: how much each benchmark leaves to attribute</h2>", f'<p class="legend">{inline_md(HEADROOM_HOW)}</p>',
                 headroom_table(lb, "h-all")]

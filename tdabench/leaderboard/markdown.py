@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tdabench.leaderboard.aggregate import COLUMNS, MeanRank, MeanSkill, Row, Table
+from tdabench.leaderboard.aggregate import COLUMNS, PHASES, MeanRank, MeanSkill, Row, Table, low_power
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
-from tdabench.leaderboard.fmt import display, num, rank_text, score_parts, skill_text, param_set
+from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set, SPREAD_SCORES
 from tdabench.leaderboard.mislabel import HEADERS as MISLABEL_HEADERS
 from tdabench.leaderboard.mislabel import HOW as MISLABEL_HOW
 from tdabench.leaderboard.mislabel import by_benchmark, reference_line
 from tdabench.leaderboard.mislabel import rows as mislabel_rows
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES, SETTING_NAMES
 from tdabench.results.mislabel import MislabelResult
-from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, RANK_HOW, SKILL_HOW, esc, group_title, table_heading
+from tdabench.leaderboard.text import HEADROOM_HOW, LEGEND, LOW_POWER, RANK_HOW, SKILL_HOW, esc, group_title, method_marks, property_lines, table_heading
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured markdown table."""
@@ -30,14 +30,15 @@ def _bold(text: str, on: bool) -> str:
 def row_cells(table: Table, row: Row) -> list[str]:
     """The markdown cells of one row (rank, method, columns, note)."""
     r = row.result
-    cells = [str(row.rank) if row.rank is not None else "–", esc(r.method + param_set(r.config)) + (" *(in-sample)*" if r.in_sample else "")]
+    cells = [str(row.rank) if row.rank is not None else "–", esc(r.method + param_set(r.config) + method_marks(row))]
     for col in COLUMNS:
         best = r.method in table.best.get(col.key, frozenset())
         if r.status != "ok":
             cells.append(r.status)
         elif col.kind == "score":
             mean, std, ci = score_parts(r.scores.get(col.key))
-            cells.append(" ".join(x for x in (_bold(mean, best), std, ci) if x))
+            lp = f"*({LOW_POWER})*" if col.key == "lds_final" and low_power(row) and r.scores.get(col.key) else ""
+            cells.append(" ".join(x for x in (_bold(mean, best), std, ci, spread_text(row.spread.get(col.key) if col.key in SPREAD_SCORES else None, len(row.seeds)), lp) if x))
         elif col.kind == "gap" and table.split == "seen":
             cells.append("—")
         else:
@@ -66,20 +67,23 @@ def rank_table(ranks: Sequence[MeanRank]) -> str:
 
 
 def skill_table(skills: Sequence[MeanSkill]) -> str:
-    """Mean skill over the mean trajectory per split, with LDS."""
+    """Median and pooled skill over the zero line per split, per phase, with LDS."""
     splits = list(skills[0].skill) if skills else []
+    phases = [p for p in PHASES if any(ms.phases.get(p) is not None for ms in skills)]
     rows = []
     for ms in skills:
         cells = [esc(ms.method)]
         for s in splits:
-            cells.append(skill_text(*ms.skill[s], ms.beats[s]))
+            cells += [skill_text(*ms.skill[s], ms.beats[s]), pooled_text(ms.pooled.get(s))]
+        cells += [pooled_text(ms.phases.get(p)) for p in phases]
         cells.append(num(ms.lds.get("seen")) if splits and "seen" in splits else "n/a")
         rows.append(cells)
-    return md_table(["method", *(f"skill · {s}" for s in splits), "lds · seen"], rows)
+    heads = [h for s in splits for h in (f"median skill · {s}", f"pooled · {s}")]
+    return md_table(["method", *heads, *(f"{p.split('_')[-1]} · seen" for p in phases), "lds · seen"], rows)
 
 
 def headroom_table(lb: Leaderboard, group: str | None = None) -> str:
-    """Per benchmark (loss, seen split): the mean trajectory against the constant, and the share around the mean."""
+    """Per benchmark (loss, seen split): the zero line against the constant, and the share around the mean."""
     rows = []
     for t in lb.tables:
         if t.trajectory != "loss" or t.split != "seen" or (group is not None and t.group != group) or not t.headroom:
@@ -89,7 +93,7 @@ def headroom_table(lb: Leaderboard, group: str | None = None) -> str:
                      num(h.get("reference_over_constant")), num(h.get("around_mean_share"))])
     if not rows:
         return "No benchmark has a scored seen split on loss here.\n"
-    return md_table(["benchmark", "mse mean traj", "mse constant", "mean traj / constant", "share around mean"], rows)
+    return md_table(["benchmark", "mse zero line", "mse constant", "zero line / constant", "share around mean"], rows)
 
 
 def published_section() -> str:
@@ -185,7 +189,7 @@ def summary_page(lb: Leaderboard) -> str:
     ]
     for group in lb.groups:
         if "loss" in lb.skills.get(group, {}):
-            out += [f"## Attribution: skill over the mean trajectory, {group_title(group)} (loss)\n", SKILL_HOW + "\n",
+            out += [f"## Attribution: skill over the zero line, {group_title(group)} (loss)\n", SKILL_HOW + "\n",
                     skill_table(lb.skills[group]["loss"])]
     out += ["## Headroom: how much each benchmark leaves to attribute\n", HEADROOM_HOW + "\n", headroom_table(lb)]
     for metric, ranks in lb.ranks[ALL].items():
@@ -209,7 +213,7 @@ def group_page(lb: Leaderboard, group: str) -> str:
            "Plots: [index.html](index.html). Summary and published numbers: [README.md](README.md).\n",
            LEGEND + "\n"]
     for metric, skills in lb.skills.get(group, {}).items():
-        out += [f"## Skill over the mean trajectory in this group ({metric})\n", SKILL_HOW + "\n", skill_table(skills)]
+        out += [f"## Skill over the zero line in this group ({metric})\n", SKILL_HOW + "\n", skill_table(skills)]
     out += ["## Headroom\n", HEADROOM_HOW + "\n", headroom_table(lb, group)]
     for metric, ranks in lb.ranks[group].items():
         out += [f"## Mean rank in this group ({metric})\n", rank_table(ranks)]
@@ -219,6 +223,12 @@ def group_page(lb: Leaderboard, group: str) -> str:
             bench = t.benchmark
             hashes = ", ".join(f"`{h}`" for h in lb.provenance.data_hashes.get(bench, ()))
             out.append(f"## {bench}\n\nModel size: {format_size(lb.model_sizes[bench])} · data {hashes}\n")
+            why = lb.not_ranked(bench)
+            if why:
+                out.append(f"> **Not ranked in the tier summaries**: {esc(why)}. Its tables are shown for reference.\n")
+            props = property_lines(lb.properties.get(bench, {}))
+            if props:
+                out.append("\n".join(f"- {k}: {esc(v)}" for k, v in props) + "\n")
         out += [f"### {table_heading(t)}\n", result_table(t)]
     out.append(provenance_section(lb))
     return "\n".join(out)

@@ -6,17 +6,22 @@ Imports run one way: this model (with the tables of :mod:`~tdabench.leaderboard.
 
 from __future__ import annotations
 
+import math
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from tdabench import __version__
-from tdabench.leaderboard.aggregate import MeanRank, MeanSkill, Table, build_tables, mean_ranks, mean_skills
+from tdabench.leaderboard.aggregate import RANK_METRIC, MeanRank, MeanSkill, Table, build_tables, mean_ranks, mean_skills, speedup
 from tdabench.leaderboard.collect import Collection, model_size
 from tdabench.leaderboard.published import Ordering, orderings
 from tdabench.leaderboard.samples import Samples, TruthSource, sample_trajectories
+from tdabench.recorder.properties import curve_properties, fit_curve
 from tdabench.results.provenance import cpu_count, git_revision
 
 ALL = "all"
@@ -57,6 +62,10 @@ class Leaderboard:
         sizes: group -> method -> (model size, mse) points (loss, seen split).
         size_notes: group -> why some or all benchmarks are missing from its size plot.
         model_sizes: benchmark -> parameters of its model, if known.
+        properties: benchmark -> its measured properties (targets, fit runs' curve, label accuracy
+            or BLEU / ROUGE-L at both ends, headroom, recording cost, ``not_ranked``).
+        fronts: group -> method -> (median cost as a share of retraining, median skill), loss, seen.
+        references: methods that are reference points (``retrain``): shown, never ranked.
     """
 
     collection: Collection
@@ -72,6 +81,51 @@ class Leaderboard:
     metrics: tuple[str, ...] = field(default=())
     skills: dict[str, dict[str, list[MeanSkill]]] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fronts: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    references: frozenset[str] = frozenset()
+
+    def not_ranked(self, benchmark: str) -> str:
+        """Why a benchmark is left out of the tier summaries ('' when it is not)."""
+        return str(self.properties.get(benchmark, {}).get("not_ranked") or "")
+
+
+def _properties(tables: Sequence[Table], truth: TruthSource) -> dict[str, dict[str, Any]]:
+    """benchmark -> what its source measured (``BenchmarkRef.properties``); where that lacks the fit
+    runs' curve and the benchmark can be loaded with the results' data, both measured here."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in tables:
+        if t.benchmark in out:
+            continue
+        props = dict(truth.properties(t.benchmark))
+        ok = next((r.result for r in t.rows if r.result.status == "ok"), None)
+        if "fit_curve" not in props and ok is not None and truth.context is not None:
+            bench, _ = truth.lookup(t.benchmark, ok.data_hash)
+            if bench is not None and "loss" in bench.trajectories:
+                fit = set(bench.split.fit_runs)
+                runs = [r for r in bench.runs if r.name in fit and "loss" in r.trajectories]
+                if runs and len({r.trajectories["loss"].values.shape for r in runs}) == 1:
+                    loss = np.stack([r.trajectories["loss"].values for r in runs])
+                    props["fit_curve"] = fit_curve(loss, runs[0].trajectories["loss"].steps.tolist())
+                    props.setdefault("targets", curve_properties(loss).as_dict())
+        out[t.benchmark] = props
+    return out
+
+
+def _fronts(tables: Sequence[Table], excluded: frozenset[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """group -> method -> (median cost as a share of retraining, median skill) over the group's
+    ranked benchmarks (loss, seen split), for the skill-against-cost figure."""
+    acc: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for t in tables:
+        if t.trajectory != "loss" or t.split != "seen" or t.benchmark in excluded:
+            continue
+        for r in t.rows:
+            sp, skill = speedup(r), r.result.scores.get(RANK_METRIC)
+            if sp is None or skill is None or r.result.status != "ok" or r.result.in_sample or not math.isfinite(skill.mean):
+                continue
+            acc.setdefault(t.group, {}).setdefault(r.result.method, []).append((1.0 / sp, skill.mean))
+    return {g: {m: (float(np.median([c for c, _ in v])), float(np.median([k for _, k in v]))) for m, v in ms.items()}
+            for g, ms in acc.items()}
 
 
 def _provenance(coll: Collection, command: str, now: datetime | None) -> Provenance:
@@ -135,17 +189,21 @@ def _sizes(tables: Sequence[Table], model_sizes: dict[str, float | None]) -> tup
 
 def assemble(coll: Collection, truth: TruthSource, command: str, now: datetime | None = None) -> Leaderboard:
     """The leaderboard of a collection of results."""
-    tables = build_tables(coll.entries)
+    props = {b: dict(truth.properties(b)) for b in sorted({e.result.benchmark for e in coll.entries})}
+    run_seconds = {b: float(p["run_seconds_per_run"]) for b, p in props.items() if p.get("run_seconds_per_run")}
+    tables = build_tables(coll.entries, run_seconds)
+    properties = _properties(tables, truth)
+    excluded = frozenset(b for b, p in properties.items() if p.get("not_ranked"))
     groups = tuple(sorted({t.group for t in tables}))
     metrics = tuple(sorted({t.trajectory for t in tables}, key=lambda m: (m != "loss", m)))
     ranks = {ALL: {m: mean_ranks(tables, m) for m in metrics}}
     for g in groups:
         gt = [t for t in tables if t.group == g]
         ranks[g] = {m: mean_ranks(gt, m) for m in metrics if any(t.trajectory == m for t in gt)}
-    skills = {ALL: {m: mean_skills(tables, m) for m in metrics}}
+    skills = {ALL: {m: mean_skills(tables, m, excluded) for m in metrics}}
     for g in groups:
         gt = [t for t in tables if t.group == g]
-        skills[g] = {m: mean_skills(gt, m) for m in metrics if any(t.trajectory == m for t in gt)}
+        skills[g] = {m: mean_skills(gt, m, excluded) for m in metrics if any(t.trajectory == m for t in gt)}
     by_setting: dict[str, tuple[tuple[str, ...], list[MeanRank]]] = {}
     for setting in ("it", "ft"):
         st = [t for t in tables if t.benchmark.split("/")[1:2] == [setting]]
@@ -159,4 +217,5 @@ def assemble(coll: Collection, truth: TruthSource, command: str, now: datetime |
         model_sizes[t.benchmark] = model_size(t.benchmark, bench.meta.n_params if bench is not None else None)
     sizes, notes = _sizes(tables, model_sizes)
     return Leaderboard(coll, tuple(tables), groups, ranks, tuple(orderings(by_setting)), samples, sizes, notes,
-                       _provenance(coll, command, now), model_sizes, metrics, skills, tuple(problems))
+                       _provenance(coll, command, now), model_sizes, metrics, skills, tuple(problems), properties,
+                       _fronts(tables, excluded), frozenset(e.result.method for e in coll.entries if not e.result.ranked))

@@ -9,8 +9,9 @@ benchmark knows: the mean and spread of its fit runs' trajectories.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,13 @@ class TruthSource:
             except TDABenchError as exc:
                 self._error = str(exc)
         return self._refs
+
+    def properties(self, benchmark: str) -> Mapping[str, Any]:
+        """What the benchmark's source measured of its runs (``BenchmarkRef.properties``), without loading it."""
+        if self.context is None:
+            return {}
+        ref = self._index().get(benchmark)
+        return dict(ref.properties) if ref is not None else {}
 
     def cached(self, benchmark: str) -> Benchmark | None:
         """The benchmark if an earlier :meth:`lookup` loaded it (whatever its data hash)."""

@@ -120,6 +120,14 @@ def curve_properties(loss: np.ndarray) -> CurveProperties:
                            bool(ratio.max() <= TRANSIENT_LIMIT), bool(ratio[-1] <= LEARNING_LIMIT))
 
 
+def fit_curve(loss: np.ndarray, steps: Sequence[int]) -> dict[str, list[float]]:
+    """The fit runs' test trajectories at a glance, from ``loss`` [runs, test examples, steps]:
+    per step, the mean over runs of each run's mean test loss and the runs' 10th and 90th percentiles."""
+    per_run = np.asarray(loss, dtype=np.float64).mean(axis=1)  # [R, K]: each run's mean test loss
+    return {"steps": [int(s) for s in steps], "mean": np.round(per_run.mean(axis=0), 5).tolist(),
+            "p10": np.round(np.percentile(per_run, 10, axis=0), 5).tolist(), "p90": np.round(np.percentile(per_run, 90, axis=0), 5).tolist()}
+
+
 def summarize(run_dirs: Sequence[Path]) -> dict[str, object]:
     """Mean training seconds per run and mean label accuracy per group at both ends, over ``run_dirs``
     (runs recorded before summaries existed are skipped)."""
