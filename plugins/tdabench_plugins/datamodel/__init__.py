@@ -27,7 +27,7 @@ def tdabench_methods() -> list[MethodSpec]:
             # its nearest cluster; a new test example borrows its nearest fitted ones' weights.
             capabilities=Capabilities(unseen_test=True, unseen_train=True, text_trajectories=True, any_length=False, needs_text=True,
                                       stochastic=True),
-            version="4",
+            version="5",
             summary="zero line + per-step ridge on log cumulative counts of k-means clusters of the training examples",
         ),
     ]

@@ -10,8 +10,8 @@ With tens of runs, one coefficient per example cannot be fitted, so this one wor
    on so far (``log(1 + count)`` by default: repeating a kind of example helps less and less).
 3. Per recorded step, one ridge regression, shared design and one column per test example,
    maps those counts to the deviation from the zero line of the fit runs.
-4. The number of clusters and the ridge strength are chosen by cross-validation over the fit
-   runs (folds by run), plus the validation runs when there are any.
+4. The length weight ``w``, the number of clusters and the ridge strength are chosen together by
+   cross-validation over the fit runs (folds by run), plus the validation runs when there are any.
 
 A prediction is the zero line plus the regression: with no usable signal it is the zero
 line. A test example the fit did not see takes the zero lines and the weights of its nearest
@@ -52,7 +52,8 @@ class ClusterDatamodelConfig:
     clusters: tuple[int, ...] = option((2, 3, 4, 6, 8, 12), "numbers of clusters tried (at most the number of training examples)", ge=1, nonempty=True)
     lambdas: tuple[float, ...] = option((1e-3, 1e-2, 1e-1, 1.0, 10.0), "ridge strengths tried, relative to the mean diagonal of each step's Gram matrix", gt=0, nonempty=True)
     counts: str = option("log", "features of a run: log (log(1 + cumulative count) per cluster) or linear (the count)", COUNTS)
-    length_weight: float = option(0.5, "weight of the standardized log word counts of prompt and target beside the unit-norm embeddings", ge=0)
+    length_weights: tuple[float, ...] = option((0.0, 0.25, 0.5, 1.0, 2.0), "weights tried for the standardized log word counts of prompt and "
+                                               "target beside the unit-norm embeddings (chosen with clusters and lambda)", ge=0, nonempty=True)
     folds: int = option(5, "cross-validation folds over the fit runs (by run)", ge=2)
     clip: bool = option(True, "clip the returned predictions to the fitted value range widened by its span on each side, "
                         "and at 0 when no fitted value is negative")
@@ -71,7 +72,7 @@ class ClusterDatamodel:
 
     Learned state (set by :meth:`fit`): ``mean_``, ``encoder_``, ``train_ids_`` and
     ``labels_`` (each fitted training example's cluster), ``centroids_``, ``length_stats_``,
-    ``k_``, ``lambda_``, ``cv_mse_`` ({(k, lambda): cross-validated MSE}), ``model_`` (the ridge),
+    ``weight_`` (the length weight), ``k_``, ``lambda_``, ``cv_mse_`` ({(weight, k, lambda): cross-validated MSE}), ``model_`` (the ridge),
     ``steps_`` (the recorded steps it predicts), ``guard_`` (the clip of returned predictions),
     ``test_ids_`` and ``test_features_`` (to stand in for a test example the fit did not see by
     its nearest fitted ones).
@@ -81,14 +82,13 @@ class ClusterDatamodel:
         self.config = config
 
     # -- features ------------------------------------------------------------------------
-    def _features(self, examples: ExampleSet) -> np.ndarray:
-        cfg = self.config
+    def _features(self, examples: ExampleSet, weight: float | None = None) -> np.ndarray:
         parts = []
         for texts in (examples.prompts, examples.targets):
             e = self.encoder_.embed(list(texts)).astype(np.float64)
             parts.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
         mu, sd = self.length_stats_
-        parts.append(cfg.length_weight * (_log_words(examples) - mu) / sd)
+        parts.append((self.weight_ if weight is None else weight) * (_log_words(examples) - mu) / sd)
         return np.concatenate(parts, axis=1)
 
     def _run_features(self, runs: RunBatches, ids: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -97,7 +97,7 @@ class ClusterDatamodel:
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, data: FitData) -> ClusterDatamodel:
-        """Cluster the training examples, choose (clusters, lambda) by cross-validation, fit the ridge."""
+        """Cluster the training examples, choose (length weight, clusters, lambda) by cross-validation, fit the ridge."""
         cfg = self.config
         self.mean_ = ZeroLine.fit(data)
         self.guard_ = guard_range(fitted_values(data)) if cfg.clip else None
@@ -106,25 +106,26 @@ class ClusterDatamodel:
         train = data.train
         words = _log_words(train)
         self.length_stats_ = (words.mean(axis=0), np.maximum(words.std(axis=0), 1e-9))
-        feats = self._features(train)
         dev = residual_values(self.mean_, data.values, data.test.ids)
         dev_val = residual_values(self.mean_, data.validation_values, data.test.ids)
         rng = np.random.default_rng(data.seed)
         folds = np.array_split(rng.permutation(len(data.runs)), min(cfg.folds, len(data.runs))) if len(data.runs) >= 2 else []
         ks = sorted({k for k in cfg.clusters if k <= len(train)}) or [1]
-        self.cv_mse_: dict[tuple[int, float], float] = {}
-        clusterings: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for k in ks:
-            labels, centroids = kmeans(feats, k, seed=data.seed) if k > 1 else (np.zeros(len(train), np.int64), feats.mean(axis=0, keepdims=True))
-            clusterings[k] = (labels, centroids)
-            X = self._run_features(data.runs, train.ids, labels, k)
-            Xv = self._run_features(data.validation, train.ids, labels, k) if len(data.validation) else None
-            for lam in cfg.lambdas:
-                self.cv_mse_[(k, float(lam))] = _cv_mse(X, dev, Xv, dev_val, folds, float(lam))
-        # Lowest error; ties (and all-NaN) to fewer clusters, then stronger ridge.
-        key = {c: (v if math.isfinite(v) else math.inf, c[0], -c[1]) for c, v in self.cv_mse_.items()}
-        self.k_, self.lambda_ = min(key, key=key.__getitem__)
-        self.labels_, self.centroids_ = clusterings[self.k_]
+        self.cv_mse_: dict[tuple[float, int, float], float] = {}
+        clusterings: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
+        for w in dict.fromkeys(float(v) for v in cfg.length_weights):
+            feats = self._features(train, w)
+            for k in ks:
+                labels, centroids = kmeans(feats, k, seed=data.seed) if k > 1 else (np.zeros(len(train), np.int64), feats.mean(axis=0, keepdims=True))
+                clusterings[(w, k)] = (labels, centroids)
+                X = self._run_features(data.runs, train.ids, labels, k)
+                Xv = self._run_features(data.validation, train.ids, labels, k) if len(data.validation) else None
+                for lam in cfg.lambdas:
+                    self.cv_mse_[(w, k, float(lam))] = _cv_mse(X, dev, Xv, dev_val, folds, float(lam))
+        # Lowest error; ties (and all-NaN) to fewer clusters, then stronger ridge, then the smaller length weight.
+        key = {c: (v if math.isfinite(v) else math.inf, c[1], -c[2], c[0]) for c, v in self.cv_mse_.items()}
+        self.weight_, self.k_, self.lambda_ = min(key, key=key.__getitem__)
+        self.labels_, self.centroids_ = clusterings[(self.weight_, self.k_)]
         self.train_ids_ = np.array(train.ids, copy=True)
         self.test_ids_ = np.array(data.test.ids, copy=True)
         self.test_features_ = self._features(data.test)
@@ -173,12 +174,13 @@ class ClusterDatamodel:
         return used, labels
 
     def fit_info(self) -> dict[str, Any]:
-        """What fitting chose: clusters, lambda, their sizes, and the cross-validated MSE grid."""
+        """What fitting chose: length weight, clusters, lambda, their sizes, and the cross-validated MSE grid."""
         return {
+            "length_weight": self.weight_,
             "clusters": self.k_,
             "lambda": self.lambda_,
             "cluster_sizes": np.bincount(self.labels_, minlength=self.k_).tolist(),
-            "cv_mse": {f"k={k},lambda={lam:g}": (v if math.isfinite(v) else None) for (k, lam), v in self.cv_mse_.items()},
+            "cv_mse": {f"w={w:g},k={k},lambda={lam:g}": (v if math.isfinite(v) else None) for (w, k, lam), v in self.cv_mse_.items()},
         }
 
 
