@@ -330,6 +330,11 @@ class MeanSkill:
     phases: dict[str, float | None] = field(default_factory=dict)
 
 
+def _exact(x: float | None) -> float | None:
+    """``x`` with float round-off around 0 (the zero line against itself) shown as 0."""
+    return None if x is None else 0.0 if abs(x) < 1e-12 else x
+
+
 def _pooled(rows: Sequence[Row]) -> float | None:
     """``1 - sum MSE / sum MSE_ref`` over ``rows`` (each with its split's reference MSE)."""
     num = den = 0.0
@@ -338,7 +343,7 @@ def _pooled(rows: Sequence[Row]) -> float | None:
         if mse is None or ref is None or not math.isfinite(mse.mean) or not math.isfinite(ref):
             return None
         num, den = num + mse.mean, den + ref
-    return 1.0 - num / den if rows and den > 0 else None
+    return _exact(1.0 - num / den) if rows and den > 0 else None
 
 
 def mean_skills(tables: Sequence[Table], trajectory: str, excluded: frozenset[str] = frozenset()) -> list[MeanSkill]:
@@ -355,14 +360,14 @@ def mean_skills(tables: Sequence[Table], trajectory: str, excluded: frozenset[st
         for s in splits:
             rows = [r for t in tables if t.split == s for r in t.rows if r.result.method == m and r.ranked]
             vals = [v for v in (ranking_value(r) for r in rows) if v is not None]
-            skill[s] = (float(np.median(vals)) if vals else None, len(vals), totals[s])
+            skill[s] = (_exact(float(np.median(vals))) if vals else None, len(vals), totals[s])
             pooled[s] = _pooled(rows)
             ld = [v for v in (_score("lds_final")(r) for r in rows) if v is not None]
             lds[s] = float(np.median(ld)) if ld else None
             beats[s] = sum(1 for r in rows if r.result.scores[RANK_METRIC].ci95[0] > 0)
             if s == "seen":
                 got = {p: [v for v in (_score(p)(r) for r in rows) if v is not None] for p in PHASES}
-                phases = {p: float(np.median(v)) if v else None for p, v in got.items()}
+                phases = {p: _exact(float(np.median(v))) if v else None for p, v in got.items()}
         out.append(MeanSkill(m, skill, lds, beats, pooled, phases))
 
     def key(ms: MeanSkill) -> tuple[float, ...]:
