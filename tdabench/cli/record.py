@@ -89,8 +89,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.no_progress:
         quiet_libraries()
     spec = spec_from_args(args)
-    check_out_dir(args.out)
+    # The executor first: a missing Ray is refused before --out is made.
     executor = make_executor(args.executor, args.jobs, args.ray_address, isolate=False, timeout=args.timeout)
+    check_out_dir(args.out)
     out = record(spec, Path(args.out), device=args.device, progress=not args.no_progress, executor=executor)
     print(f"recorded {spec.runs} runs (+ unseen-train runs) to {out}/; evaluate with: tdabench run --benchmark {out}")
     return 0

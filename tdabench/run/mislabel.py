@@ -264,7 +264,7 @@ def _plan_hash(batches: Sequence[np.ndarray]) -> str:
 def _retrain(bench: Benchmark, runs: list[np.ndarray], plans: dict[str, dict[int, int]], s: Settings) -> dict[str, Outcome]:
     """Each plan's outcome over the evaluation runs; per-run outcomes are kept on disk by content
     (``out/<benchmark>/mislabel/_retrained.json``), so equal plans train once and a rerun resumes."""
-    store_path = result_path(s.out, bench.id, "x").with_name("_retrained.json")  # escape() never writes a bare "_": no ranking's name
+    store_path = result_path(s.out, bench.id, "x").parent.with_name("_retrained.json")  # beside the rankings; escape() never writes a bare "_"
     store: dict[str, list[float]] = _read_store(store_path, bench)
     trainer, test = trainer_for(bench), clean_test_set(bench)
     wanted: dict[str, np.ndarray] = {}
