@@ -106,5 +106,5 @@ def verify_cell(cell: CellResult, predictions: Path | None, bench: Benchmark, *,
         diffs += _score_diffs(cell.group_scores.get(g, {}), by_group.get(g, {}), f"group {g}: ", intervals)
     if diffs:
         more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
-        return Verdict("mismatch", "stored scores differ from its predictions': " + "; ".join(diffs[:3]) + more)
+        return Verdict("mismatch", "stored scores differ from its predictions: " + "; ".join(diffs[:3]) + more)
     return Verdict("ok")
