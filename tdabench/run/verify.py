@@ -26,6 +26,12 @@ from tdabench.scores import N_BOOTSTRAP, Score
 
 #: Relative and absolute tolerance between a stored value and the recomputed one (float32 predictions).
 RTOL, ATOL = 1e-3, 1e-4
+#: Rank scores (Spearman, LDS) move more: rounding the predictions to float32 for storage can
+#: reorder near-ties (measured on bank v2: at most 0.017), and can make a constant-looking
+#: column undefined (its count then differs by a few units). An edited score is still caught
+#: by the error and skill scores, which are held to RTOL/ATOL.
+RANK_ATOL = 0.05
+RANK_SCORES = ("spearman", "lds")
 
 
 @dataclass(frozen=True)
@@ -38,10 +44,10 @@ class Verdict:
     detail: str = ""
 
 
-def _close(a: float, b: float) -> bool:
+def _close(a: float, b: float, atol: float = ATOL) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= ATOL + RTOL * abs(b)
+    return abs(a - b) <= atol + RTOL * abs(b)
 
 
 def _score_diffs(stored: Mapping[str, Score], got: Mapping[str, Score], where: str, intervals: bool) -> list[str]:
@@ -54,10 +60,11 @@ def _score_diffs(stored: Mapping[str, Score], got: Mapping[str, Score], where: s
         pairs = [("", s.mean, g.mean), (" std", s.std, g.std)]
         if intervals:
             pairs += [(" ci95 low", s.ci95[0], g.ci95[0]), (" ci95 high", s.ci95[1], g.ci95[1])]
+        rank = name.startswith(RANK_SCORES)
         for what, a, b in pairs:
-            if not _close(a, b):
+            if not _close(a, b, RANK_ATOL if rank else ATOL):
                 diffs.append(f"{where}{name}{what} {a:.6g} stored, {b:.6g} recomputed")
-        if s.n != g.n:
+        if s.n != g.n and not (rank and abs(s.n - g.n) <= max(2, s.n // 100)):
             diffs.append(f"{where}{name} n {s.n} stored, {g.n} recomputed")
     return diffs
 
