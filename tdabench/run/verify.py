@@ -29,7 +29,8 @@ RTOL, ATOL = 1e-3, 1e-4
 #: Rank scores (Spearman, LDS) move more: rounding the predictions to float32 for storage can
 #: reorder near-ties (measured on bank v2: at most 0.017), and can make a constant-looking
 #: column undefined (its count then differs by a few units). An edited score is still caught
-#: by the error and skill scores, which are held to RTOL/ATOL.
+#: by the error and skill scores, which are held to RTOL/ATOL. Their bootstrap bounds move twice
+#: as much where values tie often (BLEU on the mixtures: up to 0.081 on bank v2).
 RANK_ATOL = 0.05
 RANK_SCORES = ("spearman", "lds")
 
@@ -62,7 +63,7 @@ def _score_diffs(stored: Mapping[str, Score], got: Mapping[str, Score], where: s
             pairs += [(" ci95 low", s.ci95[0], g.ci95[0]), (" ci95 high", s.ci95[1], g.ci95[1])]
         rank = name.startswith(RANK_SCORES)
         for what, a, b in pairs:
-            if not _close(a, b, RANK_ATOL if rank else ATOL):
+            if not _close(a, b, (2 * RANK_ATOL if what.startswith(" ci95") else RANK_ATOL) if rank else ATOL):
                 diffs.append(f"{where}{name}{what} {a:.6g} stored, {b:.6g} recomputed")
         if s.n != g.n and not (rank and abs(s.n - g.n) <= max(2, s.n // 100)):
             diffs.append(f"{where}{name} n {s.n} stored, {g.n} recomputed")
