@@ -6,30 +6,17 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from probes import probe_source
 from tdabench.cli import main
 from tdabench.results.record import read_result, read_results, result_path
 
-PROBES = textwrap.dedent(
+PROBES = probe_source(
     '''
-    import gc, inspect, json, os, sys, time
-    import numpy as np
-    from tdabench.hookspecs import hookimpl
-    from tdabench.simulator import Capabilities, MethodSpec
-
-    class Hold:
-        def __init__(self, config):
-            self.config = config
-        def fit(self, data):
-            return self
-        def simulate(self, query):
-            return np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
-
     class Overflow(Hold):
         """Predicts 1e200 for half the test examples: finite, but its squared errors overflow."""
         def simulate(self, query):

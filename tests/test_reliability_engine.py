@@ -15,34 +15,18 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from probes import probe_source
 from tdabench.cli import main
 from tdabench.results.record import read_results
 
-PROBES = textwrap.dedent(
+PROBES = probe_source(
     '''
-    import json, os, random, subprocess, sys, time
-    import numpy as np
-    from tdabench.hookspecs import hookimpl
-    from tdabench.simulator import Capabilities, MethodSpec
-
     time.sleep(float(os.environ.get("PROBE_IMPORT_SLEEP", "0")))  # a slow import (torch, transformers...)
-
-    class Hold:
-        def __init__(self, config):
-            self.config = config
-            self.info = {}
-        def fit(self, data):
-            return self
-        def simulate(self, query):
-            return np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
-        def fit_info(self):
-            return self.info
 
     class Slow(Hold):
         """Logs every fit, slowly, so that two runs on one --out overlap."""

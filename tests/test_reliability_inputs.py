@@ -6,12 +6,12 @@ import errno
 import json
 import os
 import shutil
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from probes import probe_source
 from tdabench.cli import main
 from tdabench.data import Benchmark
 from tdabench.sources.synthetic import SyntheticTruth
@@ -195,19 +195,9 @@ def test_duplicate_seeds_are_refused_with_both_names(tmp_path: Path, capsys: pyt
 
 # 15. NaN in fit_info.
 
-PLUGIN = textwrap.dedent(
+PLUGIN = probe_source(
     '''
-    import numpy as np
-    from tdabench.hookspecs import hookimpl
-    from tdabench.simulator import MethodSpec
-
-    class NaNInfo:
-        def __init__(self, config):
-            self.config = config
-        def fit(self, data):
-            return self
-        def simulate(self, query):
-            return np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
+    class NaNInfo(Hold):
         def fit_info(self):
             return {"nan": float("nan"), "inf": np.float32("inf"), "arr": np.array([np.nan, 1.0]), "nested": {"x": [np.inf]}}
 

@@ -6,13 +6,13 @@ import dataclasses
 import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from probes import probe_source
 from tdabench.cli import main
 from tdabench.run.context import Context
 from tdabench.data import SPLITS, Benchmark
@@ -25,41 +25,31 @@ from tdabench.sources.synthetic import SyntheticTruth
 from tdabench.testing import corrupt_evaluation
 from tdabench.run.views import fit_test_ids
 
-PLUGIN = textwrap.dedent(
+PLUGIN = probe_source(
     '''
-    import numpy as np
-    from tdabench.hookspecs import hookimpl
-    from tdabench.simulator import Capabilities, MethodSpec
-
-    class _Base:
-        def __init__(self, config):
-            self.config = config
-        def fit(self, data):
-            return self
-
-    class Boom(_Base):
+    class Boom(Hold):
         def simulate(self, query):
             raise RuntimeError("boom in simulate")
 
-    class FitBoom(_Base):
+    class FitBoom(Hold):
         def fit(self, data):
             raise ValueError("cannot fit")
 
-    class NaNs(_Base):
+    class NaNs(Hold):
         def simulate(self, query):
             out = np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
             out[0, 0, 1] = np.nan
             return out
 
-    class Shape(_Base):
+    class Shape(Hold):
         def simulate(self, query):
             return np.zeros(query.shape[1:])
 
-    class Drift(_Base):
+    class Drift(Hold):
         def simulate(self, query):
             return np.repeat(query.initial[:, :, None], query.shape[2], axis=2) + 1.0
 
-    class Slow(_Base):
+    class Slow(Hold):
         def simulate(self, query):
             import time
             if len(query.test) < 10:  # the withheld-test splits take their time
@@ -319,19 +309,11 @@ def test_single_run_directory_is_reported_not_crashed(synthetic_dir: Path, tmp_p
 
 
 
-VERSIONED = textwrap.dedent(
+VERSIONED = probe_source(
     '''
-    import numpy as np
-    from tdabench.hookspecs import hookimpl
-    from tdabench.simulator import Capabilities, MethodSpec
-
-    class Hold:
-        def __init__(self, config):
-            self.config = config
-        def fit(self, data):
-            return self
+    class Offset(Hold):
         def simulate(self, query):
-            out = np.repeat(query.initial[:, :, None], query.shape[2], axis=2)
+            out = super().simulate(query)
             out[:, :, 1:] += OFFSET
             return out
 
@@ -340,8 +322,8 @@ VERSIONED = textwrap.dedent(
     @hookimpl
     def tdabench_methods():
         caps = Capabilities(unseen_test=True, unseen_train=True)
-        return [MethodSpec("changing", Hold, capabilities=caps, version="{version}"),
-                MethodSpec("steady", Hold, capabilities=caps, version="1")]
+        return [MethodSpec("changing", Offset, capabilities=caps, version="{version}"),
+                MethodSpec("steady", Offset, capabilities=caps, version="1")]
     '''
 )
 
