@@ -3,6 +3,7 @@
     python scripts/bank_table.py leaderboards/leaderboard.json              # properties + headline
     python scripts/bank_table.py leaderboards/leaderboard.json --phases     # per-phase skills
     python scripts/bank_table.py leaderboards/leaderboard.json --cost       # skill, LDS, fit time, speed-up
+    python scripts/bank_table.py leaderboards/leaderboard.json --splits     # library methods on every cf split
 
 The headline methods are fixed here, before any result is read: each family's form that nests
 the zero line (``simfluence-residual``, ``gptfluence-residual``, ``tracin-cp-residual``) and the
@@ -21,8 +22,11 @@ from tdabench.sources.bank import read_index
 
 HEADLINE = ("simfluence-residual", "gptfluence-residual", "tracin-cp-residual", "cluster-datamodel")
 PHASE_METHODS = ("simfluence-residual", "gptfluence-residual", "tracin-cp-residual", "cluster-datamodel")
-COST_METHODS = ("influence", "ekfac-influence", "trak", "tracin-cp", "influence-residual", "ekfac-influence-residual",
+COST_METHODS = ("influence", "ekfac-influence", "kfac-influence", "diagonal-influence", "trak", "tracin-cp",
+                "influence-residual", "ekfac-influence-residual", "kfac-influence-residual", "diagonal-influence-residual",
                 "trak-residual", "tracin-cp-residual", "retrain")
+SPLIT_METHODS = ("ekfac-influence", "kfac-influence", "diagonal-influence", "trak", "ekfac-influence-residual", "trak-residual")
+SPLITS = ("seen", "unseen-train", "unseen-test", "unseen-both")
 
 
 def _rows(doc: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
@@ -105,12 +109,27 @@ def cost(doc: dict[str, Any]) -> None:
                   f"{r.get('fit_s', 0):.1f} | {'–' if speed is None else f'{speed:.3g}'} |")
 
 
+def splits(doc: dict[str, Any]) -> None:
+    """The library methods' skill on every split of every cf benchmark (loss)."""
+    rows = _rows(doc)
+    print("| benchmark | method | " + " | ".join(SPLITS) + " |")
+    print("| --- " * (2 + len(SPLITS)) + "|")
+    for e in read_index():
+        if e.get("tier") != "cf":
+            continue
+        for m in SPLIT_METHODS:
+            cells = [_skill(rows.get((e["id"], "loss", s, m))) for s in SPLITS]
+            if any(c != "–" for c in cells):
+                print(f"| `{e['id']}` | {m} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     """Print the chosen table."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("leaderboard", type=Path, help="leaderboard.json written by `tdabench leaderboard`")
     ap.add_argument("--phases", nargs="*", help="per-phase skills on these benchmarks (default: three cf ones)")
     ap.add_argument("--cost", action="store_true", help="the gradient methods' skill, LDS, fit time and speed-up on the cf tier")
+    ap.add_argument("--splits", action="store_true", help="the library methods' skill on every split of the cf tier")
     args = ap.parse_args()
     doc = json.loads(args.leaderboard.read_text(encoding="utf-8"))
     if args.phases is not None:
@@ -118,6 +137,8 @@ def main() -> None:
                                     "builtin/cf/it/neox-0.2m/mixture-dirichlet"])
     elif args.cost:
         cost(doc)
+    elif args.splits:
+        splits(doc)
     else:
         properties(doc)
 
