@@ -73,6 +73,23 @@ def test_regenerates_the_golden_output_byte_for_byte_apart_from_the_date(work: t
         assert len(old_lines) == len(new_lines) and len(changed) <= 1
 
 
+def test_a_board_from_a_partial_run_says_where_each_method_ran(work: tuple[Path, list[str]]) -> None:
+    """Cells nobody ran are not failures, but the board says which method lacks them, per group."""
+    root, benches = work
+    for split in ("unseen-train", "unseen-test", "unseen-both"):
+        shutil.rmtree(root / "results" / "synthetic__ft__sim-2m__toy" / "loss" / split / "constant")
+    assert main(_fixture_module().leaderboard_args(benches, out="partial")) == 0
+    ft = (root / "partial" / "synthetic-ft.md").read_text(encoding="utf-8")
+    coverage = ft.split("## Coverage")[1].split("\n## ")[0]
+    # synthetic/ft has two benchmarks x four splits; constant now lacks three of the eight tables.
+    assert "| `constant` | 5 of 8 | seen, unseen-train, unseen-test, unseen-both |" in coverage
+    assert "`zero-line`" not in coverage and "`mean-trajectory`" not in coverage
+    assert "Every method of this leaderboard ran" in (root / "partial" / "synthetic-it.md").read_text(encoding="utf-8")
+    doc = json.loads((root / "partial" / "leaderboard.json").read_text(encoding="utf-8"))
+    assert doc["coverage"] == {"synthetic-ft": [{"method": "constant", "ran": 5, "total": 8,
+                                                 "splits": ["seen", "unseen-train", "unseen-test", "unseen-both"]}]}
+
+
 def test_golden_content() -> None:
     """What the golden pages must say, independent of the exact bytes."""
     readme = (GOLDEN / "README.md").read_text(encoding="utf-8")

@@ -123,6 +123,8 @@ def to_json(lb: Leaderboard) -> str:
         },
         "mislabel": mislabel_json(lb.collection.mislabel),
         "left_out": list(lb.problems),
+        "coverage": {g: [{"method": c.method, "ran": c.ran, "total": c.total, "splits": list(c.splits)} for c in cs]
+                     for g, cs in lb.coverage.items()},
         "published": {
             "citation": CITATION,
             "note": "published numbers, not measured by tdabench",

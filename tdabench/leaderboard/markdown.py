@@ -205,6 +205,19 @@ def summary_page(lb: Leaderboard) -> str:
     return "\n".join(out)
 
 
+def coverage_section(lb: Leaderboard, group: str) -> str:
+    """Which methods of the board did not run on every benchmark and split of the group (loss)."""
+    gaps = lb.coverage.get(group, ())
+    out = ["## Coverage\n"]
+    if not gaps:
+        return "\n".join(out + ["Every method of this leaderboard ran on every benchmark and split of this group (loss).\n"])
+    out.append("Methods of this leaderboard without a cell on some benchmark or split of this group (loss); "
+               "the others ran everywhere. A missing cell was not run, it did not fail (failed cells are listed as such).\n")
+    rows = [[f"`{esc(c.method)}`", f"{c.ran} of {c.total}", ", ".join(c.splits) or "none"] for c in gaps]
+    out.append(md_table(["method", "benchmark × split tables", "splits run"], rows))
+    return "\n".join(out)
+
+
 def group_page(lb: Leaderboard, group: str) -> str:
     """``<group>.md``: the group's mean ranks, then every benchmark's tables."""
     tables = [t for t in lb.tables if t.group == group]
@@ -217,6 +230,7 @@ def group_page(lb: Leaderboard, group: str) -> str:
     out += ["## Headroom\n", HEADROOM_HOW + "\n", headroom_table(lb, group)]
     for metric, ranks in lb.ranks[group].items():
         out += [f"## Mean rank in this group ({metric})\n", rank_table(ranks)]
+    out.append(coverage_section(lb, group))
     bench = None
     for t in tables:
         if t.benchmark != bench:

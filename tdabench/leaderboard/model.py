@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tdabench import __version__
+from tdabench.data import SPLITS
 from tdabench.leaderboard.aggregate import RANK_METRIC, MeanRank, MeanSkill, Table, build_tables, mean_ranks, mean_skills, speedup
 from tdabench.leaderboard.collect import Collection, model_size
 from tdabench.leaderboard.published import Ordering, orderings
@@ -51,6 +52,40 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """Where one method ran in one group (loss tables): a board built from a partial run says so.
+
+    Attributes:
+        method: the method.
+        ran: (benchmark, split) tables with a cell of the method, of ``total`` in the group.
+        splits: the splits it ran on at least once.
+    """
+
+    method: str
+    ran: int
+    total: int
+    splits: tuple[str, ...]
+
+
+def coverage(tables: Sequence[Table]) -> dict[str, tuple[Coverage, ...]]:
+    """group -> every method of the board that lacks a cell in some of the group's loss tables."""
+    methods = sorted({r.result.method for t in tables for r in t.rows})
+    out: dict[str, tuple[Coverage, ...]] = {}
+    for g in sorted({t.group for t in tables}):
+        gt = [t for t in tables if t.group == g and t.trajectory == "loss"]
+        gaps = []
+        for m in methods:
+            ran = [t for t in gt if any(r.result.method == m for r in t.rows)]
+            if len(ran) < len(gt):
+                names = {t.split for t in ran}
+                splits = tuple(x for x in SPLITS if x in names) + tuple(sorted(names - set(SPLITS)))
+                gaps.append(Coverage(m, len(ran), len(gt), splits))
+        if gaps:
+            out[g] = tuple(gaps)
+    return out
+
+
+@dataclass(frozen=True)
 class Leaderboard:
     """Everything the renderers show.
 
@@ -66,6 +101,8 @@ class Leaderboard:
             or BLEU / ROUGE-L at both ends, headroom, recording cost, ``not_ranked``).
         fronts: group -> method -> (median cost as a share of retraining, median skill), loss, seen.
         references: methods that are reference points (``retrain``): shown, never ranked.
+        coverage: group -> the methods that did not run on every (benchmark, split) of the group's
+            loss tables, with where they ran (:class:`Coverage`).
     """
 
     collection: Collection
@@ -84,6 +121,7 @@ class Leaderboard:
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     fronts: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     references: frozenset[str] = frozenset()
+    coverage: dict[str, tuple[Coverage, ...]] = field(default_factory=dict)
 
     def not_ranked(self, benchmark: str) -> str:
         """Why a benchmark is left out of the tier summaries ('' when it is not)."""
@@ -218,4 +256,5 @@ def assemble(coll: Collection, truth: TruthSource, command: str, now: datetime |
     sizes, notes = _sizes(tables, model_sizes)
     return Leaderboard(coll, tuple(tables), groups, ranks, tuple(orderings(by_setting)), samples, sizes, notes,
                        _provenance(coll, command, now), model_sizes, metrics, skills, tuple(problems), properties,
-                       _fronts(tables, excluded), frozenset(e.result.method for e in coll.entries if not e.result.ranked))
+                       _fronts(tables, excluded), frozenset(e.result.method for e in coll.entries if not e.result.ranked),
+                       coverage(tables))
