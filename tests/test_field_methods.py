@@ -8,6 +8,7 @@ the cross-checks against the libraries' own code in test_field_crosscheck.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,20 @@ def test_damping_is_chosen_on_the_validation_runs_only() -> None:
     assert info["damping"]["4"] in info["damping_candidates"]["4"]
     assert len(info["variant_val_mse"]) == len(spec.make_config().damping_grid)
     assert np.all(np.isfinite(sim.self_influence(bench.train.ids[:4])))
+
+
+def test_a_fit_from_cached_factors_and_tables_is_charged_for_them(tmp_path: Path) -> None:
+    """The residual form reads the raw form's factors and tables: their cost stays in its fit info,
+    so the leaderboard never shows it as thousands of times cheaper than retraining."""
+    bench = _bench()
+    registry = Context.create(progress=False).registry
+    data = fit_data(bench, "loss", seed=0, with_model=True, cache_dir=str(tmp_path), device="cpu")
+    raw: Any = registry.method("diagonal-influence").create(registry.method("diagonal-influence").make_config()).fit(data)
+    assert raw.fit_info()["cached_table_seconds"] == 0  # it computed everything itself
+    spec = registry.method("diagonal-influence-calibrated")
+    cal: Any = spec.create(spec.make_config()).fit(data)
+    assert cal.fit_info()["score_tables_cached"].startswith("1 of")
+    assert cal.fit_info()["cached_table_seconds"] > 0
 
 
 test_conformance_diagonal = conformance_test("diagonal-influence", benchmark=_bench)

@@ -277,3 +277,15 @@ def test_page_renders_and_sorts_in_headless_chromium(tmp_path: Path) -> None:
     ink = (img.mean(axis=2) < 0.6).mean(axis=1)  # share of dark pixels in each pixel row
     assert (ink > 0.01).sum() > 300, "the screenshot is (nearly) blank"
     assert np.any(np.abs(img[..., 0] - img[..., 2]) > 0.3), "no coloured pixels: plots or highlights missing"
+
+
+def test_the_speed_up_charges_a_method_for_the_cached_work_it_read() -> None:
+    from tdabench.leaderboard.aggregate import borrowed_s
+
+    assert borrowed_s({}) == 0.0  # a method without a cache
+    assert borrowed_s({"score_tables_cached": "0 of 5 checkpoints", "cached_table_seconds": 0.0}) == 0.0
+    assert borrowed_s({"score_tables_cached": "5 of 5 checkpoints", "cached_table_seconds": 12.5}) == 12.5
+    assert borrowed_s({"residual_scale": 0.3, "inner": {"score_tables_cached": "1 of 1 checkpoints", "cached_table_seconds": 40.0}}) == 40.0
+    # read from the cache, cost unknown (written before it was recorded): no speed-up is claimed
+    assert borrowed_s({"inner": {"score_tables_cached": "1 of 1 checkpoints"}}) is None
+    assert borrowed_s({"score_tables_cached": "0 of 1 checkpoints", "cached_table_seconds": None}) is None  # older factors

@@ -23,6 +23,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -121,10 +122,25 @@ def _attr(name: str) -> Callable[[Row], float | None]:
     return lambda row: _finite(getattr(row.result, name)) if row.result.status == "ok" else None
 
 
+def borrowed_s(fit_info: Mapping[str, Any]) -> float | None:
+    """Seconds of cached work (score tables, curvature factors) a cell read instead of computing,
+    as they cost when computed; None when it read cached work of unknown cost (older results)."""
+    inner = fit_info.get("inner")  # the residual forms nest their inner method's info
+    info = inner if isinstance(inner, Mapping) else fit_info
+    if info.get("cached_table_seconds") is not None:
+        return float(info["cached_table_seconds"])
+    cached = str(info.get("score_tables_cached", "0 of"))
+    return 0.0 if cached.startswith("0 of") and "cached_table_seconds" not in info else None
+
+
 def method_s(row: Row) -> float | None:
-    """The method's own cost: fit plus simulate seconds."""
+    """The method's cost as if it ran alone: fit plus simulate seconds, plus the cached work it read
+    (a `-calibrated` or `-residual` form reading its raw form's score tables pays for them too)."""
     r = row.result
-    return r.fit_s + r.simulate_s if r.status == "ok" and r.fit_s is not None and r.simulate_s is not None else None
+    if r.status != "ok" or r.fit_s is None or r.simulate_s is None:
+        return None
+    borrowed = borrowed_s(r.fit_info)
+    return None if borrowed is None else r.fit_s + r.simulate_s + borrowed
 
 
 def speedup(row: Row) -> float | None:

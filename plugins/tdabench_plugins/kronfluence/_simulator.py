@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,17 @@ def tracked_modules(model: torch.nn.Module, params: str) -> list[str] | None:
     raise TDABenchError(f"kronfluence tracks nn.Linear modules only: params={params!r} cannot be served; use params=linear or last-layer")
 
 
+FIT_SECONDS = "tdabench_fit_seconds.json"
+
+
+def _fit_seconds(folder: Path) -> float | None:
+    """What fitting the factors in ``folder`` cost (None for folders written before it was recorded)."""
+    try:
+        return float(json.loads((folder / FIT_SECONDS).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def mean_eigenvalue(factors: dict[str, dict[str, torch.Tensor]], strategy: str) -> float:
     """The mean eigenvalue of the fitted curvature over the tracked modules (the damping scale)."""
     means: list[float] = []
@@ -113,6 +125,7 @@ class KronfluenceInfluence(GradientSimulator):
         ids = np.sort(rng.choice(data.train.ids, size=min(n_h, len(data.train)), replace=False))
         self.h_enc_: Encoded = encode_examples(self.handle_, data.train.subset(ids), cfg.max_length)
         self.h_ids_digest_ = hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
+        self.factors_counted_: set[Path] = set()  # factor folders whose cost this fit already holds
         self.modules_ = tracked_modules(self.handle_.model, cfg.params)
         self.cache_root_ = Path(data.cache_dir) / "kronfluence" / "factors" if data.cache_dir else None
         self.grid_: dict[int, list[float]] = {}  # checkpoint step -> absolute candidate dampings
@@ -151,7 +164,13 @@ class KronfluenceInfluence(GradientSimulator):
         folder = self._factor_folder(step, params)
         logging.getLogger("kronfluence").setLevel(logging.WARNING)
         cpu = self.handle_.device.type == "cpu"
-        if not (folder / "tdabench" / f"factors_{FACTORS}" / "factor_arguments.json").is_file():
+        if (folder / "tdabench" / f"factors_{FACTORS}" / "factor_arguments.json").is_file():
+            if folder not in self.factors_counted_:  # fitted by another cell: its cost stays ours
+                seconds = _fit_seconds(folder)
+                self.cached_seconds_ += seconds or 0.0
+                self.cached_unknown_ |= seconds is None
+        else:
+            t_fit = time.perf_counter()
             # fitted into a private folder and renamed into place: concurrent fits never see half a folder
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = folder.parent / f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
@@ -162,6 +181,7 @@ class KronfluenceInfluence(GradientSimulator):
             work.fit_all_factors(FACTORS, dataset=EncodedDataset(self.h_enc_), per_device_batch_size=self.config.batch_size,
                                  factor_args=FactorArguments(strategy=self.strategy, use_empirical_fisher=self.config.empirical_fisher),
                                  overwrite_output_dir=True)
+            (tmp / FIT_SECONDS).write_text(json.dumps(time.perf_counter() - t_fit))
             try:
                 os.replace(tmp, folder)
             except OSError:  # another process put the same factors in place first
@@ -169,6 +189,7 @@ class KronfluenceInfluence(GradientSimulator):
         analyzer = Analyzer(analysis_name="tdabench", model=model, task=task, cpu=cpu, disable_tqdm=True, output_dir=str(folder),
                             log_level=logging.WARNING)
         analyzer.set_dataloader_kwargs(DataLoaderKwargs(num_workers=0))
+        self.factors_counted_.add(folder)
         if self.strategy != "identity" and step not in self.scale_of_:
             self.scale_of_[step] = mean_eigenvalue(analyzer.load_all_factors(FACTORS), self.strategy)
         return analyzer
