@@ -279,3 +279,26 @@ class GradDot(GradientSimulator):
     """Grad-Dot: gradient dot products at the final checkpoint only."""
 
     checkpoint_choice = "final"
+
+
+class DampedSimulator(GradientSimulator):
+    """A gradient simulator whose damping is relative to each checkpoint's mean curvature eigenvalue
+    (kronfluence, TRAK): the candidates ``grid_[step]`` are scored on the validation runs, the winner
+    kept in ``damping_``, and the grid and eigenvalue travel with each cached table."""
+
+    def _init_damping(self) -> None:
+        self.grid_: dict[int, list[float]] = {}  # checkpoint step -> absolute candidate dampings
+        self.damping_: dict[int, float] = {}  # checkpoint step -> chosen damping
+        self.scale_of_: dict[int, float] = {}  # checkpoint step -> mean eigenvalue
+
+    def _chosen(self, variant: int) -> None:
+        self.damping_ = {step: grid[variant] for step, grid in self.grid_.items()}
+
+    def _table_state(self, step: int) -> dict[str, Any]:
+        return {"grid": self.grid_.get(step), "mean_eigenvalue": self.scale_of_.get(step)}
+
+    def _restore_state(self, step: int, state: dict[str, Any]) -> None:
+        if state.get("grid") is not None:
+            self.grid_[step] = [float(x) for x in state["grid"]]
+        if state.get("mean_eigenvalue") is not None:
+            self.scale_of_[step] = float(state["mean_eigenvalue"])

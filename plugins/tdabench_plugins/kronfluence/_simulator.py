@@ -37,7 +37,7 @@ import torch
 
 from tdabench import Encoded, FitData, TDABenchError
 from tdabench_plugins.gradients._model import encode_examples
-from tdabench_plugins.gradients._tracin import GradientSimulator
+from tdabench_plugins.gradients._tracin import DampedSimulator
 from tdabench_plugins.kronfluence._config import KronfluenceConfig
 from tdabench_plugins.kronfluence._task import CausalLMTask, EncodedDataset
 
@@ -97,7 +97,7 @@ def mean_eigenvalue(factors: dict[str, dict[str, torch.Tensor]], strategy: str) 
     return float(np.mean(means)) if means else 1.0
 
 
-class KronfluenceInfluence(GradientSimulator):
+class KronfluenceInfluence(DampedSimulator):
     """Influence functions with kronfluence's curvature (``strategy``) at the final or every checkpoint.
 
     Args:
@@ -128,25 +128,11 @@ class KronfluenceInfluence(GradientSimulator):
         self.factors_counted_: set[Path] = set()  # factor folders whose cost this fit already holds
         self.modules_ = tracked_modules(self.handle_.model, cfg.params)
         self.cache_root_ = Path(data.cache_dir) / "kronfluence" / "factors" if data.cache_dir else None
-        self.grid_: dict[int, list[float]] = {}  # checkpoint step -> absolute candidate dampings
-        self.damping_: dict[int, float] = {}
-        self.scale_of_: dict[int, float] = {}  # checkpoint step -> mean eigenvalue
-
-    def _chosen(self, variant: int) -> None:
-        self.damping_ = {step: grid[variant] for step, grid in self.grid_.items()}
+        self._init_damping()
 
     def _table_salt(self, step: int, variants: bool) -> dict[str, Any]:
         salt: dict[str, Any] = {"strategy": self.strategy, "curvature_examples": self.h_ids_digest_}
         return salt if variants else {**salt, "damping": self.damping_[step]}
-
-    def _table_state(self, step: int) -> dict[str, Any]:
-        return {"grid": self.grid_.get(step), "mean_eigenvalue": self.scale_of_.get(step)}
-
-    def _restore_state(self, step: int, state: dict[str, Any]) -> None:
-        if state.get("grid") is not None:
-            self.grid_[step] = [float(x) for x in state["grid"]]
-        if state.get("mean_eigenvalue") is not None:
-            self.scale_of_[step] = float(state["mean_eigenvalue"])
 
     # ----- kronfluence --------------------------------------------------------------------
     def _analyzer(self, params: dict[str, torch.Tensor], step: int) -> Any:

@@ -27,7 +27,7 @@ import torch
 from tdabench import Encoded, FitData
 from tdabench_plugins.gradients._model import select_steps
 from tdabench_plugins.gradients._per_example import selected_names
-from tdabench_plugins.gradients._tracin import GradientSimulator
+from tdabench_plugins.gradients._tracin import DampedSimulator
 from tdabench_plugins.trak._config import TrakConfig
 from tdabench_plugins.trak._output import CausalLMMarginOutput
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 EXPERIMENT = "targets"
 
 
-class TRAK(GradientSimulator):
+class TRAK(DampedSimulator):
     """TRAK scores (one table over the ensemble of checkpoints) in the additive simulator form."""
 
     config: TrakConfig
@@ -48,12 +48,7 @@ class TRAK(GradientSimulator):
 
     def _prepare(self, data: FitData) -> None:
         self.ensemble_: tuple[int, ...] = select_steps(self.handle_.steps, "all", self.config.max_checkpoints)
-        self.grid_: dict[int, list[float]] = {}
-        self.damping_: dict[int, float] = {}
-        self.scale_of_: dict[int, float] = {}
-
-    def _chosen(self, variant: int) -> None:
-        self.damping_ = {step: grid[variant] for step, grid in self.grid_.items()}
+        self._init_damping()
 
     def _table_salt(self, step: int, variants: bool) -> dict[str, Any]:
         salt: dict[str, Any] = {"ensemble": [self._digest(s) for s in self.ensemble_]}
@@ -61,15 +56,6 @@ class TRAK(GradientSimulator):
 
     def _digest(self, step: int) -> str:
         return self.digests_[step] if step in self.digests_ else self._weights_digest(step, self.handle_.params_at(step))
-
-    def _table_state(self, step: int) -> dict[str, Any]:
-        return {"grid": self.grid_.get(step), "mean_eigenvalue": self.scale_of_.get(step)}
-
-    def _restore_state(self, step: int, state: dict[str, Any]) -> None:
-        if state.get("grid") is not None:
-            self.grid_[step] = [float(x) for x in state["grid"]]
-        if state.get("mean_eigenvalue") is not None:
-            self.scale_of_[step] = float(state["mean_eigenvalue"])
 
     # ----- traker ---------------------------------------------------------------------------
     def _traker(self, save_dir: str, n_train: int) -> Any:
