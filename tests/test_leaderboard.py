@@ -289,3 +289,26 @@ def test_the_speed_up_charges_a_method_for_the_cached_work_it_read() -> None:
     # read from the cache, cost unknown (written before it was recorded): no speed-up is claimed
     assert borrowed_s({"inner": {"score_tables_cached": "1 of 1 checkpoints"}}) is None
     assert borrowed_s({"score_tables_cached": "0 of 1 checkpoints", "cached_table_seconds": None}) is None  # older factors
+
+
+def test_a_setting_chosen_at_its_grid_edge_is_noted_on_the_row(work: tuple[Path, list[str]]) -> None:
+    from tdabench.leaderboard.notes import grid_edge
+
+    assert grid_edge({}) == "" and grid_edge({"variant_val_mse": [0.3, 0.1]}) == ""  # no grid; two candidates have no inside
+    assert grid_edge({"variant_val_mse": [0.3, 0.1, 0.2]}) == ""  # an interior optimum
+    last = "validation chose the last of 4 grid candidates (at the grid edge)"
+    assert grid_edge({"variant_val_mse": [9.0, 1.0, 0.5, 0.1]}) == last
+    assert grid_edge({"variant_val_mse": [0.1, 0.5, 1.0]}).startswith("validation chose the first of 3")
+    assert grid_edge({"residual_scale": 0.5, "inner": {"variant_val_mse": [9.0, 1.0, 0.5, 0.1]}}) == last  # a -residual form
+    assert grid_edge({"variant_val_mse": [None, "x"]}) == "" and grid_edge({"variant_val_mse": [float("nan")] * 3}) == ""
+
+    root, _ = work
+    path = _one_result(root)
+    obj = json.loads(path.read_text())
+    obj["fit_info"] = {"variant_val_mse": [9.0, 1.0, 0.5, 0.1]}
+    path.write_text(json.dumps(obj))
+    assert main(["leaderboard", "--results", "results", "--no-truth", "--out", "lb"]) == 0
+    assert last in (root / "lb" / "synthetic-ft.md").read_text() and last in (root / "lb" / "index.html").read_text()
+    rows = json.loads((root / "lb" / "leaderboard.json").read_text())["rows"]
+    assert [r["method"] for r in rows if r.get("note") == last] == [obj["method"]]
+    assert last in (root / "lb" / "leaderboard.csv").read_text()

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from tdabench.leaderboard.aggregate import COLUMNS, RANK_METRIC, Row, Table, speedup
+from tdabench.leaderboard.notes import grid_edge
 from tdabench.leaderboard.mislabel import to_json as mislabel_json
 from tdabench.leaderboard.model import Leaderboard
 from tdabench.leaderboard.published import CITATION, PUBLISHED, PUBLISHED_NOTES
@@ -67,6 +68,7 @@ def row_dict(table: Table, row: Row) -> dict[str, Any]:
         "n_test": r.n_test,
         "reason": r.reason,
         "error": r.error,
+        "note": grid_edge(r.fit_info or {}) if r.status == "ok" else None,
         "config": r.config,
         "key": r.key,
     }
@@ -77,7 +79,7 @@ def row_dict(table: Table, row: Row) -> dict[str, Any]:
 
 #: Row fields left out of the JSON when null, false or empty.
 OPTIONAL = frozenset({"rank", "in_sample", "reference", "best", "seed_spread", "gap_mse", "fit_s", "simulate_s", "peak_mem_mb", "retrain_s",
-                      "speedup", "reason", "error", "config"})
+                      "speedup", "reason", "error", "note", "config"})
 
 
 def lb_source(row: Row) -> str:
@@ -160,7 +162,7 @@ def to_csv(lb: Leaderboard) -> str:
         head += [f"{m}_mean", f"{m}_std", f"{m}_ci95_lo", f"{m}_ci95_hi", f"{m}_n"]
     head += ["gap_mse_all_steps"]
     head += ["fit_s", "simulate_s", "peak_mem_mb", "retrain_s", "speedup", "seeds", "reference", "n_runs", "n_test", "model_size", "best",
-             "reason", "error", "data_hash", "key", "source"]
+             "reason", "error", "note", "data_hash", "key", "source"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(head)
@@ -180,6 +182,7 @@ def to_csv(lb: Leaderboard) -> str:
             line += [v((row.gap or {}).get("mse_all_steps"))]
             line += [v(r.fit_s), v(r.simulate_s), v(r.peak_mem_mb), v(row.retrain_s), v(speedup(row)), " ".join(map(str, row.seeds)),
                      str(not r.ranked).lower(), v(r.n_runs), v(r.n_test), v(lb.model_sizes.get(r.benchmark)),
-                     " ".join(sorted(k for k, ms in t.best.items() if r.method in ms)), r.reason or "", r.error or "", r.data_hash, r.key, lb_source(row)]
+                     " ".join(sorted(k for k, ms in t.best.items() if r.method in ms)), r.reason or "", r.error or "",
+                     grid_edge(r.fit_info or {}) if r.status == "ok" else "", r.data_hash, r.key, lb_source(row)]
             w.writerow(line)
     return buf.getvalue()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from html import escape
 
 from tdabench.leaderboard.aggregate import COLUMNS, PHASES, MeanRank, MeanSkill, Row, Table, low_power
+from tdabench.leaderboard.notes import row_note
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
 from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set, SPREAD_SCORES
@@ -129,7 +130,7 @@ def _row(table: Table, row: Row) -> str:
             cells.append("<td>—</td>")
         else:
             cells.append(f"<td{best}>{escape(display(col.kind, v))}</td>")
-    note = {"ok": "", "n/a": f"n/a: {r.reason}", "failed": f"failed: {r.error}"}[r.status]
+    note = row_note(row)
     cells.append(f'<td class="note text">{escape(note)}</td>')
     return f"<tr{cls}>" + "".join(cells) + "</tr>"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tdabench.leaderboard.aggregate import COLUMNS, PHASES, MeanRank, MeanSkill, Row, Table, low_power
+from tdabench.leaderboard.notes import row_note
 from tdabench.leaderboard.model import ALL, Leaderboard
 from tdabench.leaderboard.collect import format_size
 from tdabench.leaderboard.fmt import display, num, pooled_text, rank_text, score_parts, skill_text, spread_text, param_set, SPREAD_SCORES
@@ -43,7 +44,7 @@ def row_cells(table: Table, row: Row) -> list[str]:
             cells.append("—")
         else:
             cells.append(_bold(display(col.kind, col.value(row)), best))
-    note = {"ok": "", "n/a": f"n/a: {r.reason}", "failed": f"failed: {r.error}"}[r.status]
+    note = row_note(row)
     cells.append(esc(note))
     return cells
 
