@@ -23,7 +23,7 @@ from tdabench_plugins.kronfluence._simulator import KronfluenceInfluence
 CAPABILITIES = Capabilities(unseen_test=True, unseen_train=True, text_trajectories=False, needs_checkpoints=True,
                             needs_text=True, self_influence=True)
 #: The version of every kronfluence method: bump it when their numbers change.
-VERSION = "1"
+VERSION = "2"
 #: method name -> (kronfluence strategy, summary)
 METHODS: dict[str, tuple[str, str]] = {
     "ekfac-influence": ("ekfac", "EK-FAC influence (kronfluence): eigenvalue-corrected Kronecker-factored curvature"),

@@ -21,8 +21,11 @@ class KronfluenceConfig(GradientConfig):
     empirical_fisher: bool = option(False, "fit the curvature on the recorded targets (empirical Fisher) instead of labels sampled "
                                     "from the model (true Fisher, kronfluence's default)")
     damping: float = option(0.0, "damping lambda added to the curvature (0: chosen on the validation runs from damping_grid)", ge=0)
-    damping_grid: tuple[float, ...] = option((1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0), "candidate dampings, relative to the "
-                                             "curvature's mean eigenvalue over the tracked modules (kronfluence's heuristic: 0.1 per module)", gt=0, nonempty=True)
+    # Up to 1e6: on bank v2 the validation runs chose the top of the old grid (1e3) in every diagonal and KFAC
+    # cell; with this grid they choose inside it (docs/methods.md, "Damping").
+    damping_grid: tuple[float, ...] = option((1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6), "candidate dampings, relative to "
+                                             "the curvature's mean eigenvalue over the tracked modules (kronfluence's heuristic: 0.1 per module)",
+                                             gt=0, nonempty=True)
     batch_size: int = option(16, "examples per kronfluence batch (factors and scores)", ge=1)
 
     def __post_init__(self) -> None:

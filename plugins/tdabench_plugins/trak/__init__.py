@@ -19,7 +19,7 @@ from tdabench_plugins.trak._simulator import TRAK
 CAPABILITIES = Capabilities(unseen_test=True, unseen_train=True, text_trajectories=False, needs_checkpoints=True,
                             needs_text=True, self_influence=True)
 #: The version of both TRAK methods: bump it when their numbers change.
-VERSION = "1"
+VERSION = "2"
 
 
 @hookimpl

@@ -17,8 +17,9 @@ class TrakConfig(GradientConfig):
     calibrate: bool = option(True, "fit one global scale of the predicted change by least squares on the fit runs "
                              "(traker normalizes its scores, so their raw scale is arbitrary)")
     damping: float = option(0.0, "damping lambda added to Phi^T Phi (0: chosen on the validation runs from damping_grid)", ge=0)
-    damping_grid: tuple[float, ...] = option((1e-3, 1e-2, 1e-1, 1.0, 10.0), "candidate dampings, relative to the mean eigenvalue "
-                                             "of Phi^T Phi (its trace over the dimension)", gt=0, nonempty=True)
+    # Up to 1e4: the validation runs chose the old top (10) in most bank v2 cells (docs/methods.md, "Damping").
+    damping_grid: tuple[float, ...] = option((1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4), "candidate dampings, relative to the "
+                                             "mean eigenvalue of Phi^T Phi (its trace over the dimension)", gt=0, nonempty=True)
     projector_block: int = option(256, "columns of traker's projection matrix generated at once (below projection_dim)", ge=1)
 
     def __post_init__(self) -> None:
