@@ -36,6 +36,6 @@ case "$MODE" in
     tdabench leaderboard --results "$RESULTS" --benchmark builtin --out leaderboards --check
     ;;
   --export)
-    tdabench leaderboard --results "$RESULTS" --export "${1:?give the archive's name, e.g. results-bank-v2.tar.xz}"
+    tdabench leaderboard --results "$RESULTS" --export "${1:?give the name of the archive, e.g. results-bank-v2.tar.xz}"
     ;;
 esac

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions, requires
@@ -89,3 +92,32 @@ def test_ci_runs_the_readme_test_command_in_a_fresh_venv() -> None:
     assert ci.rstrip().splitlines()[-1] == command
     assert "python3 -m venv" in ci and "mktemp -d" in ci
     assert 'torch==2.13.0+cpu' in (ROOT / "constraints.txt").read_text(encoding="utf-8")
+
+
+def test_make_leaderboards_runs_the_documented_commands(tmp_path: Path) -> None:
+    """scripts/make_leaderboards.sh runs, in each mode, exactly the commands docs/leaderboards.md lists
+    (a stand-in `tdabench` on PATH records them), and refuses --export without a name in one line."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "make_leaderboards.sh", tmp_path / "scripts")
+    log, bin_dir = tmp_path / "calls.log", tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tdabench").write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n')
+    (bin_dir / "tdabench").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("RESULTS", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(tmp_path / "scripts" / "make_leaderboards.sh"), *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    for args in (("--jobs", "2"), ("--pages",), ("--check",), ("--export", "bank.tar.xz")):
+        assert run(*args).returncode == 0
+    lb = "leaderboard --results results/bank --benchmark builtin --out leaderboards"
+    assert log.read_text().splitlines() == [
+        "run --benchmark builtin --trajectory all --seeds 3 --out results/bank --no-progress --jobs 2",
+        "mislabel --out results/bank --no-progress",
+        lb, lb, lb + " --check",
+        "leaderboard --results results/bank --export bank.tar.xz",
+    ]
+    bad = run("--export")
+    assert bad.returncode != 0 and "give the name of the archive" in bad.stderr
