@@ -4,9 +4,9 @@
     python scripts/damping_choices.py results/bank --version 2     # one method version only
 
 Reads the result files of ``tdabench run`` (``<bench>/<trajectory>/<split>/<method>/seed-0.json``)
-and counts, per method, the checkpoints whose chosen damping (``fit_info.damping``, nested under
-``inner`` for the residual forms) is the first, an inner or the last of its candidates
-(``fit_info.damping_candidates``). Cells: loss, every split of the counterfactual tier and the
+and counts, per method, the cells whose validation choice (the lowest ``variant_val_mse``, nested
+under ``inner`` for the residual forms) is the first, an inner or the last of its candidates, by
+the rule of the leaderboard's grid-edge note (``tdabench.leaderboard.notes.grid_edge``). Cells: loss, every split of the counterfactual tier and the
 ``seen`` split of the others, as docs/methods.md ("Where the choice lands") counts them.
 A choice at an end means the grid, not only the method, set the score.
 """
@@ -19,18 +19,19 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from tdabench.leaderboard.notes import grid_edge
+
 POSITIONS = ("first", "inside", "last")
 
 
-def position(fit_info: dict[str, Any]) -> list[str]:
-    """The position of each checkpoint's chosen damping in its grid (none without a grid)."""
+def position(fit_info: dict[str, Any]) -> str | None:
+    """Where the validation choice sits in the grid, by the leaderboard's own rule (``grid_edge``):
+    first, last or inside; None for a cell without a grid of three or more candidates."""
     info = fit_info.get("inner", fit_info)
-    out = []
-    for step, grid in (info.get("damping_candidates") or {}).items():
-        chosen = info["damping"][step]
-        i = min(range(len(grid)), key=lambda j: abs(grid[j] - chosen))
-        out.append("first" if i == 0 else "last" if i == len(grid) - 1 else "inside")
-    return out
+    if len(info.get("variant_val_mse") or []) < 3:
+        return None
+    note = grid_edge(fit_info)
+    return "first" if "the first of" in note else "last" if "the last of" in note else "inside"
 
 
 def count(root: Path, version: str | None) -> dict[str, Counter[str]]:
@@ -43,7 +44,8 @@ def count(root: Path, version: str | None) -> dict[str, Counter[str]]:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("status") != "ok" or (version is not None and str(doc.get("method_version")) != version):
             continue
-        for where in position(doc.get("fit_info") or {}):
+        where = position(doc.get("fit_info") or {})
+        if where is not None:
             counts[str(doc["method"])][where] += 1
     return counts
 
